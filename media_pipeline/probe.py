@@ -1,0 +1,182 @@
+"""What a file really is, read from its content: never from its name or the
+client's content type. Used on upload, on S3 ingest and by the workers.
+
+`probe(file, size)` returns a `Probe` or raises `FileRejected` with the code a
+client sees (API.md): `unsupported_media_type`, `file_too_large`,
+`image_too_large`, `corrupt_file`, `video_too_long`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from catalog.errors import FileRejected
+from catalog.models import Media
+
+SNIFF_BYTES = 64
+
+
+@dataclass(frozen=True)
+class FileType:
+    kind: str
+    content_type: str
+    extension: str
+
+
+JPEG = FileType(Media.Kind.IMAGE, "image/jpeg", ".jpg")
+PNG = FileType(Media.Kind.IMAGE, "image/png", ".png")
+GIF = FileType(Media.Kind.IMAGE, "image/gif", ".gif")
+WEBP = FileType(Media.Kind.IMAGE, "image/webp", ".webp")
+MP4 = FileType(Media.Kind.VIDEO, "video/mp4", ".mp4")
+MOV = FileType(Media.Kind.VIDEO, "video/quicktime", ".mov")
+WEBM = FileType(Media.Kind.VIDEO, "video/webm", ".webm")
+
+# PIL format names we accept for each sniffed type; anything else is a disguise.
+PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF", WEBP: "WEBP"}
+
+
+@dataclass(frozen=True)
+class Probe:
+    type: FileType
+    width: int
+    height: int
+    duration_ms: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.type.kind
+
+
+def sniff(head: bytes) -> FileType | None:
+    """The file type from its first bytes (magic numbers)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[4:8] == b"ftyp":
+        return MOV if head[8:12] == b"qt  " else MP4
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        # EBML: WebM declares DocType "webm"; a plain Matroska file is not accepted.
+        return WEBM if b"webm" in head else None
+    return None
+
+
+def _read_head(file: IO[bytes]) -> bytes:
+    file.seek(0)
+    head = file.read(SNIFF_BYTES)
+    file.seek(0)
+    return head
+
+
+def probe(file: IO[bytes], size: int, *, max_bytes: int | None = None, images_only: bool = False) -> Probe:
+    max_bytes = max_bytes or settings.MAX_UPLOAD_BYTES
+    if size > max_bytes:
+        raise FileRejected(
+            f"The file is {size} bytes; the limit is {max_bytes} bytes.",
+            code="file_too_large",
+            detail={"size": size, "limit": max_bytes},
+        )
+    if size == 0:
+        raise FileRejected("The file is empty.", code="corrupt_file")
+    file_type = sniff(_read_head(file))
+    allowed = "JPEG, PNG, GIF or WebP images" + ("" if images_only else ", MP4, MOV or WebM videos")
+    if file_type is None or (images_only and file_type.kind != Media.Kind.IMAGE):
+        raise FileRejected(f"The content is not a supported type ({allowed}).", code="unsupported_media_type")
+    if file_type.kind == Media.Kind.IMAGE:
+        limit = min(settings.MAX_IMAGE_BYTES, max_bytes)
+        if size > limit:
+            raise FileRejected(
+                f"The image is {size} bytes; the limit for images is {limit} bytes.",
+                code="file_too_large",
+                detail={"size": size, "limit": limit},
+            )
+        return _probe_image(file, file_type)
+    return _probe_video(file, file_type)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    max_side, max_pixels = settings.MAX_IMAGE_SIDE, settings.MAX_IMAGE_PIXELS
+    if width > max_side or height > max_side or width * height > max_pixels:
+        raise FileRejected(
+            f"The image is {width}x{height} pixels; the limit is {max_side} px a side "
+            f"and {max_pixels // 1_000_000} megapixels.",
+            code="image_too_large",
+            detail={"width": width, "height": height},
+        )
+
+
+def _probe_image(file: IO[bytes], file_type: FileType) -> Probe:
+    file.seek(0)
+    with warnings.catch_warnings():
+        # Pillow's decompression-bomb guard: its warning becomes an error here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(file) as image:
+                if image.format != PIL_FORMATS[file_type]:
+                    raise FileRejected("The file's content does not match its image type.", code="corrupt_file")
+                width, height = image.size
+                # The header alone decides the pixel limit, before any decoding.
+                _check_pixels(width, height)
+                # Decode everything (at 1/8 scale for JPEG: the draft mode reads
+                # every byte, so truncation is caught, at a fraction of the cost).
+                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise FileRejected(
+                f"The image has too many pixels to decode safely ({exc}).", code="image_too_large"
+            ) from exc
+        except UnidentifiedImageError as exc:
+            raise FileRejected("The image cannot be decoded.", code="corrupt_file") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise FileRejected(f"The image is truncated or corrupt ({exc}).", code="corrupt_file") from exc
+        finally:
+            file.seek(0)
+    return Probe(file_type, width, height)
+
+
+def _probe_video(file: IO[bytes], file_type: FileType) -> Probe:
+    import av
+
+    file.seek(0)
+    try:
+        with av.open(file, mode="r") as container:
+            streams = container.streams.video
+            if not streams:
+                raise FileRejected("The file has no video stream (is it audio only?).", code="unsupported_media_type")
+            stream = streams[0]
+            duration_ms = _duration_ms(container, stream)
+            if duration_ms is not None and duration_ms > settings.MAX_VIDEO_SECONDS * 1000:
+                raise FileRejected(
+                    f"The video lasts {duration_ms / 1000:.0f} s; the limit is {settings.MAX_VIDEO_SECONDS} s.",
+                    code="video_too_long",
+                    detail={"duration_ms": duration_ms},
+                )
+            # One decoded frame proves the stream is decodable; the worker does the rest.
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise FileRejected("The video stream has no decodable frame.", code="corrupt_file")
+            width, height = frame.width, frame.height
+    except FileRejected:
+        raise
+    except (av.error.FFmpegError, ValueError, StopIteration) as exc:
+        raise FileRejected(f"The video cannot be read ({exc}).", code="corrupt_file") from exc
+    finally:
+        file.seek(0)
+    return Probe(file_type, width, height, duration_ms)
+
+
+def _duration_ms(container, stream) -> int | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return int(stream.duration * stream.time_base * 1000)
+    if container.duration is not None:
+        return int(container.duration / 1000)  # container.duration is in microseconds
+    return None

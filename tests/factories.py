@@ -1,0 +1,97 @@
+import factory
+import numpy as np
+from factory.django import DjangoModelFactory
+
+from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
+from search.models import EMBEDDING_DIMENSIONS, Embedding, Thresholds
+
+
+class TenantFactory(DjangoModelFactory):
+    class Meta:
+        model = Tenant
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+
+
+class ApiKeyFactory(DjangoModelFactory):
+    """`ApiKeyFactory().plaintext` is the key a client sends."""
+
+    class Meta:
+        model = ApiKey
+        exclude = ("plaintext",)
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = "test key"
+    scope = ApiKey.Scope.WRITE
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        key = model_class(**kwargs)
+        plaintext = key.set_new_secret()
+        key.save()
+        key.plaintext = plaintext
+        return key
+
+
+class ProductFactory(DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    tenant = factory.SubFactory(TenantFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    title = factory.Sequence(lambda n: f"Product {n}")
+    category = "shoes"
+    attributes = factory.LazyFunction(dict)
+
+
+class MediaFactory(DjangoModelFactory):
+    class Meta:
+        model = Media
+
+    tenant = factory.SubFactory(TenantFactory)
+    product = factory.SubFactory(ProductFactory, tenant=factory.SelfAttribute("..tenant"))
+    kind = Media.Kind.IMAGE
+    storage_key = factory.Sequence(lambda n: f"clients/test/media/image/{n:032x}-photo.jpg")
+    original_filename = "photo.jpg"
+    content_type = "image/jpeg"
+    size = 1234
+    sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    width = 640
+    height = 480
+
+
+class VideoFrameFactory(DjangoModelFactory):
+    class Meta:
+        model = VideoFrame
+
+    media = factory.SubFactory(MediaFactory, kind=Media.Kind.VIDEO, content_type="video/mp4")
+    tenant = factory.SelfAttribute("media.tenant")
+    index = factory.Sequence(lambda n: n)
+    timestamp_ms = factory.LazyAttribute(lambda o: o.index * 1000)
+    thumbnail_key = factory.LazyAttribute(lambda o: f"clients/test/thumbs/{o.media.pk}-{o.index}.jpg")
+
+
+def unit_vector(seed: int) -> list[float]:
+    vector = np.random.default_rng(seed).standard_normal(EMBEDDING_DIMENSIONS)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
+class EmbeddingFactory(DjangoModelFactory):
+    class Meta:
+        model = Embedding
+
+    media = factory.SubFactory(MediaFactory)
+    tenant = factory.SelfAttribute("media.tenant")
+    product = factory.SelfAttribute("media.product")
+    model_name = "test-clip"
+    vector = factory.Sequence(unit_vector)
+
+
+class ThresholdsFactory(DjangoModelFactory):
+    class Meta:
+        model = Thresholds
+        django_get_or_create = ("tenant",)
+
+    tenant = factory.SubFactory(TenantFactory)

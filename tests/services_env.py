@@ -1,0 +1,13 @@
+"""Loaded by pytest before Django (`-p tests.services_env` in pyproject.toml):
+a bare `pytest` uses the suite's own embedded services under .data/test (started
+by `make test`, or by `python -m config.embedded_services start --data-dir
+.data/test`), never the demo's. DATABASE_URL and friends in the environment still win."""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA = ROOT / ".data" / "test"
+
+os.environ.setdefault("STOCKMIND_SERVICES_ENV", str(TEST_DATA / "services.env"))
+os.environ.setdefault("MEDIA_ROOT", str(TEST_DATA / "media"))

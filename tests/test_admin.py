@@ -1,0 +1,101 @@
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from catalog.models import ApiKey, Media
+from tests.factories import EmbeddingFactory, MediaFactory, ThresholdsFactory, VideoFrameFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELISTS = [
+    "/admin/catalog/tenant/",
+    "/admin/catalog/apikey/",
+    "/admin/catalog/product/",
+    "/admin/catalog/media/",
+    "/admin/catalog/videoframe/",
+    "/admin/search/embedding/",
+    "/admin/search/thresholds/",
+]
+
+
+@pytest.fixture
+def staff(client):
+    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rows(tenant):
+    video = MediaFactory(tenant=tenant, kind=Media.Kind.VIDEO, status=Media.Status.FAILED, error="no stream")
+    EmbeddingFactory(media=MediaFactory(tenant=tenant), frame=None)
+    VideoFrameFactory(media=video)
+    ThresholdsFactory(tenant=tenant)
+
+
+@pytest.mark.parametrize("url", CHANGELISTS)
+def test_admin_is_staff_only(client, url):
+    response = client.get(url)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("url", CHANGELISTS)
+def test_changelists_load_for_staff(staff, rows, url):
+    response = staff.get(url)
+    assert response.status_code == 200
+
+
+def test_media_changelist_filters_by_status_kind_and_tenant(staff, rows, tenant):
+    response = staff.get(
+        "/admin/catalog/media/", {"status__exact": "failed", "kind__exact": "video", "tenant__id__exact": tenant.pk}
+    )
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 1
+
+
+def test_adding_a_key_in_the_admin_shows_it_once_and_stores_a_hash(staff, tenant):
+    response = staff.post(
+        "/admin/catalog/apikey/add/", {"tenant": tenant.pk, "name": "shop frontend", "scope": "read"}, follow=True
+    )
+    assert response.status_code == 200
+    shown = re.search(r"sm_[0-9a-f]{8}_[A-Za-z0-9_-]+", response.content.decode())
+    assert shown, "the new key must be shown to the operator"
+    key = ApiKey.objects.get(name="shop frontend")
+    assert ApiKey.find(shown.group(0)) == key
+    assert shown.group(0).split("_", 2)[2] not in key.secret_hash
+
+
+def test_revoke_action(staff, tenant):
+    from tests.factories import ApiKeyFactory
+
+    key = ApiKeyFactory(tenant=tenant)
+    staff.post("/admin/catalog/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.is_revoked
+    assert ApiKey.find(key.plaintext) is None
+
+
+def test_reprocess_action_requeues_failed_media(staff, rows):
+    failed = Media.objects.get(status=Media.Status.FAILED)
+    staff.post("/admin/catalog/media/", {"action": "reprocess", "_selected_action": [failed.pk]})
+    failed.refresh_from_db()
+    assert failed.status == Media.Status.PENDING and failed.error == ""
+
+
+def test_thresholds_form_refuses_out_of_range_values(staff, tenant):
+    thresholds = ThresholdsFactory(tenant=tenant)
+    response = staff.post(
+        f"/admin/search/thresholds/{thresholds.pk}/change/",
+        {
+            "tenant": tenant.pk,
+            "min_similarity": 1.4,
+            "near_duplicate_similarity": 0.95,
+            "auto_assign_confidence": 0.9,
+            "stuck_after_minutes": 30,
+            "hnsw_ef_search": 5,
+        },
+    )
+    assert response.status_code == 200  # the form again, with errors
+    errors = response.context["adminform"].form.errors
+    assert "min_similarity" in errors and "hnsw_ef_search" in errors

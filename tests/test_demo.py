@@ -1,0 +1,34 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from catalog.demo import SAMPLE_PRODUCTS
+from catalog.models import Media, Product
+
+pytestmark = pytest.mark.django_db
+
+
+def test_load_demo_prints_credentials_that_work(client):
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    output = out.getvalue()
+
+    assert Product.objects.filter(tenant__slug="demo").count() == len(SAMPLE_PRODUCTS)
+    assert Media.objects.filter(tenant__slug="demo", status=Media.Status.PENDING).count() == 3 * len(SAMPLE_PRODUCTS)
+
+    api_key = next(word for word in output.split() if word.startswith("sm_"))
+    response = client.get("/api/v1/products/", HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    assert response.status_code == 200 and response.json()["count"] == len(SAMPLE_PRODUCTS)
+
+    password = output.split("password '")[1].split("'")[0]
+    assert client.login(username="admin", password=password)
+    assert client.get("/admin/catalog/product/").status_code == 200
+
+
+def test_load_demo_twice_adds_no_copies():
+    call_command("load_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    assert Media.objects.count() == 3 * len(SAMPLE_PRODUCTS)
+    assert "0 new" in out.getvalue()

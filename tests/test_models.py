@@ -1,0 +1,106 @@
+"""Constraints live in the database, not only in Python."""
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from catalog.models import Media, Product
+from search.models import Thresholds
+from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, unit_vector
+
+pytestmark = pytest.mark.django_db
+
+
+def violates(sql: str, params: list) -> bool:
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    except IntegrityError:
+        return True
+    return False
+
+
+def test_sku_unique_per_tenant_in_the_database(tenant, other_tenant):
+    ProductFactory(tenant=tenant, sku="A1")
+    ProductFactory(tenant=other_tenant, sku="A1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Product.objects.create(tenant=tenant, sku="A1", title="dup")
+
+
+def test_storage_key_unique_per_tenant(tenant):
+    MediaFactory(tenant=tenant, storage_key="clients/acme/x.jpg")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        MediaFactory(tenant=tenant, storage_key="clients/acme/x.jpg")
+
+
+def test_status_kind_and_tenant_are_enforced_by_the_database(tenant):
+    media = MediaFactory(tenant=tenant)
+    assert violates("UPDATE catalog_media SET status = 'done' WHERE id = %s", [media.pk])
+    assert violates("UPDATE catalog_media SET kind = 'audio' WHERE id = %s", [media.pk])
+    assert violates("UPDATE catalog_media SET tenant_id = NULL WHERE id = %s", [media.pk])
+    assert violates("UPDATE catalog_product SET sku = 'bad sku/..' WHERE id = %s", [media.product_id])
+
+
+def test_thresholds_ranges_are_enforced_by_the_database(tenant):
+    thresholds = Thresholds.for_tenant(tenant)
+    assert violates("UPDATE search_thresholds SET min_similarity = 1.5 WHERE id = %s", [thresholds.pk])
+    assert violates("UPDATE search_thresholds SET hnsw_ef_search = 5 WHERE id = %s", [thresholds.pk])
+
+
+def test_one_embedding_per_image_and_model(tenant):
+    media = MediaFactory(tenant=tenant)
+    EmbeddingFactory(media=media)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EmbeddingFactory(media=media)
+
+
+def test_embeddings_have_a_cosine_hnsw_index():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'embedding_vector_hnsw'")
+        [indexdef] = cursor.fetchone()
+        cursor.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'search_embedding'::regclass AND attname = 'vector'"
+        )
+        [column_type] = cursor.fetchone()
+    assert "USING hnsw" in indexdef and "vector_cosine_ops" in indexdef
+    assert column_type == "vector(512)"
+
+
+def test_vector_round_trip_and_cosine_order(tenant):
+    from pgvector.django import CosineDistance
+
+    from search.models import Embedding
+
+    near, far = MediaFactory(tenant=tenant), MediaFactory(tenant=tenant)
+    query = unit_vector(1)
+    EmbeddingFactory(media=near, vector=query)
+    EmbeddingFactory(media=far, vector=unit_vector(2))
+    ranked = Embedding.objects.order_by(CosineDistance("vector", query)).values_list("media_id", flat=True)
+    assert list(ranked) == [near.pk, far.pk]
+
+
+def test_stuck_queryset(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    old = MediaFactory(tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(hours=1))
+    MediaFactory(tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(minutes=1))
+    MediaFactory(tenant=tenant, status=Media.Status.PENDING)
+    assert list(Media.objects.stuck(now, timedelta(minutes=30))) == [old]
+
+
+def test_factories_cover_every_model():
+    TenantFactory()
+    from tests import factories
+
+    made = {
+        factory._meta.model
+        for factory in vars(factories).values()
+        if isinstance(factory, type) and hasattr(factory, "_meta") and getattr(factory._meta, "model", None)
+    }
+    from django.apps import apps
+
+    ours = {m for m in apps.get_models() if m._meta.app_label in {"catalog", "search", "media_pipeline", "ops_console"}}
+    assert ours <= made, ours - made
