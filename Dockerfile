@@ -1,0 +1,23 @@
+# Stock Mind: one image for the web process, the Celery worker and the SQS bridge.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN useradd --create-home --uid 1000 stockmind
+WORKDIR /app
+
+COPY requirements.txt .
+# The CPU build of torch (requirements pin torch==2.13.0) comes from PyTorch's CPU index.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+
+COPY . .
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input \
+    && mkdir -p /data/media && chown stockmind:stockmind /data/media
+
+USER stockmind
+ENV MEDIA_ROOT=/data/media
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
