@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -90,7 +90,7 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
             return None
         product = Product.objects.filter(tenant=self.tenant, sku=sku).first()
         if product is None:
-            raise ApiError(400, "validation_error", "Invalid input: product.", {"product": [f"No product '{sku}'."]})
+            raise serializers.ValidationError({"product": [f"No product with sku '{sku}'."]})
         return product
 
     def destroy(self, request: Request, pk: str) -> Response:
