@@ -189,6 +189,15 @@ class Media(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The id of the task that holds the `processing` claim: a redelivery of that
+    # same task (worker lost, transient retry) may take the claim again; any
+    # other delivery may not.
+    claim_token = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # The older media of the same tenant this one nearly duplicates, if any.
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="near_duplicates"
+    )
+    duplicate_similarity = models.FloatField(null=True, blank=True)
 
     objects = MediaQuerySet.as_manager()
 

@@ -1,9 +1,24 @@
 import os
+import sys
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("stockmind")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def check_clip_model(**kwargs) -> None:
+    """A worker whose model cannot be loaded, or does not fit the vector column,
+    stops at start-up with the reason, instead of failing every item later."""
+    from media_pipeline.embedder import ModelUnavailable, check_model_config
+
+    try:
+        check_model_config()
+    except ModelUnavailable as exc:
+        print(f"Stock Mind worker cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc

@@ -162,6 +162,27 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * MB
 # Non-file request bodies (JSON, form fields) stay small.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MB
 
+# --- CLIP and the media pipeline ------------------------------------------------
+
+# A hub id or a local directory (`manage.py build_clip_model DIR`); `make demo`
+# and `make test` point it at a tiny model they build, since no weights can be
+# downloaded there.
+CLIP_MODEL = env.str("CLIP_MODEL", default="openai/clip-vit-base-patch32")
+CLIP_PRECISION = env.str("CLIP_PRECISION", default="fp32")
+if CLIP_PRECISION not in ("fp32", "bf16", "int8"):
+    raise ImproperlyConfigured(f"CLIP_PRECISION must be fp32, bf16 or int8, got {CLIP_PRECISION!r}")
+CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 32)
+CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: torch's own default
+VIDEO_SAMPLE_SECONDS = env.float("VIDEO_SAMPLE_SECONDS", default=1.0)
+if VIDEO_SAMPLE_SECONDS <= 0:
+    raise ImproperlyConfigured("VIDEO_SAMPLE_SECONDS must be positive")
+VIDEO_MAX_FRAMES = _positive_int("VIDEO_MAX_FRAMES", 300)
+# Claims of one media item before it is failed for good (the sweeper counts them).
+MEDIA_MAX_ATTEMPTS = _positive_int("MEDIA_MAX_ATTEMPTS", 3)
+# A `pending` item untouched for this long lost its queue message: requeue it.
+PENDING_REQUEUE_MINUTES = _positive_int("PENDING_REQUEUE_MINUTES", 10)
+SWEEP_INTERVAL_SECONDS = _positive_int("SWEEP_INTERVAL_SECONDS", 60)
+
 # --- Celery and Redis -----------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -180,6 +201,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 QUEUE_MEDIA = "media"
 QUEUE_MAINTENANCE = "maintenance"
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_MAINTENANCE
+CELERY_BEAT_SCHEDULE = {
+    "sweep-media": {
+        "task": "media_pipeline.sweep_media",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+        "options": {"queue": QUEUE_MAINTENANCE, "expires": SWEEP_INTERVAL_SECONDS},
+    },
+}
 
 CACHES = {
     "default": {

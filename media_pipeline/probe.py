@@ -153,12 +153,12 @@ def _probe_video(file: IO[bytes], file_type: FileType) -> Probe:
             if not streams:
                 raise FileRejected("The file has no video stream (is it audio only?).", code="unsupported_media_type")
             stream = streams[0]
-            duration_ms = _duration_ms(container, stream)
-            if duration_ms is not None and duration_ms > settings.MAX_VIDEO_SECONDS * 1000:
+            length_ms = duration_ms(container, stream)
+            if length_ms is not None and length_ms > settings.MAX_VIDEO_SECONDS * 1000:
                 raise FileRejected(
-                    f"The video lasts {duration_ms / 1000:.0f} s; the limit is {settings.MAX_VIDEO_SECONDS} s.",
+                    f"The video lasts {length_ms / 1000:.0f} s; the limit is {settings.MAX_VIDEO_SECONDS} s.",
                     code="video_too_long",
-                    detail={"duration_ms": duration_ms},
+                    detail={"duration_ms": length_ms},
                 )
             # One decoded frame proves the stream is decodable; the worker does the rest.
             frame = next(container.decode(stream), None)
@@ -171,10 +171,10 @@ def _probe_video(file: IO[bytes], file_type: FileType) -> Probe:
         raise FileRejected(f"The video cannot be read ({exc}).", code="corrupt_file") from exc
     finally:
         file.seek(0)
-    return Probe(file_type, width, height, duration_ms)
+    return Probe(file_type, width, height, length_ms)
 
 
-def _duration_ms(container, stream) -> int | None:
+def duration_ms(container, stream) -> int | None:
     if stream.duration is not None and stream.time_base is not None:
         return int(stream.duration * stream.time_base * 1000)
     if container.duration is not None:

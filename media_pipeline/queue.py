@@ -12,6 +12,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 PROCESS_MEDIA_TASK = "media_pipeline.process_media"
+SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
 
 
 def enqueue_processing(media_ids: Iterable[int]) -> None:

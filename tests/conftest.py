@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -58,3 +61,80 @@ def error_code(response) -> str:
     assert set(body) == {"error"}, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
     return body["error"]["code"]
+
+
+TINY_MODEL_DIR = Path(__file__).resolve().parent.parent / ".data" / "test" / "models" / "clip-tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The tiny CLIP the project builds itself, built once and reused."""
+    from media_pipeline.clip_builder import build_clip_model
+
+    if not (TINY_MODEL_DIR / "model.safetensors").exists():
+        build_clip_model(TINY_MODEL_DIR, "tiny")
+    return TINY_MODEL_DIR
+
+
+@pytest.fixture
+def clip(settings, tiny_model):
+    settings.CLIP_MODEL = str(tiny_model)
+    settings.CLIP_PRECISION = "fp32"
+    from media_pipeline.embedder import get_embedder
+
+    return get_embedder()
+
+
+@pytest.fixture
+def broker(settings):
+    """The real Redis broker, with the suite's queues emptied before and after."""
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    queues = [settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE, "unacked", "unacked_index"]
+    client.delete(*queues)
+    yield client
+    client.delete(*queues)
+
+
+@pytest.fixture
+def worker(transactional_db, clip, broker, settings):
+    """A real Celery worker consuming the real Redis queues, in a thread of this
+    process (so it sees this test's settings and committed rows)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        queues=[settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE],
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ) as running:
+        yield running
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_until_settled(media_ids, timeout: float = 90):
+    """Wait until every item is `ready` or `failed`; returns them by id."""
+    from catalog.models import Media
+
+    settled = (Media.Status.READY, Media.Status.FAILED)
+
+    def done():
+        rows = {m.pk: m for m in Media.objects.filter(pk__in=media_ids)}
+        return rows if len(rows) == len(media_ids) and all(m.status in settled for m in rows.values()) else None
+
+    return wait_for(done, timeout, what=f"media {sorted(media_ids)} to settle")

@@ -11,3 +11,6 @@ TEST_DATA = ROOT / ".data" / "test"
 
 os.environ.setdefault("STOCKMIND_SERVICES_ENV", str(TEST_DATA / "services.env"))
 os.environ.setdefault("MEDIA_ROOT", str(TEST_DATA / "media"))
+# The suite never downloads: a hub id must fail fast, not wait on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,0 +1,202 @@
+"""CLIP image and text embeddings: L2-normalized, 512-d, batched.
+
+The model is loaded once per process, lazily and under a lock, from
+`settings.CLIP_MODEL`: a hub id such as `openai/clip-vit-base-patch32` or a
+local directory (e.g. one written by `manage.py build_clip_model`) — the same
+`from_pretrained` call either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from PIL import Image
+
+from search.models import EMBEDDING_DIMENSIONS
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class ModelUnavailable(ImproperlyConfigured):
+    """CLIP_MODEL cannot be loaded or does not fit the embedding column."""
+
+
+def model_name_for(source: str) -> str:
+    """The name stored on each Embedding: a hub id as is, a directory by its name."""
+    path = Path(source)
+    return path.name if path.is_dir() else source
+
+
+def check_model_config(source: str | None = None) -> int:
+    """Read only the model's config and fail loudly if its projection size is not
+    the vector column's. Cheap: workers call it at start-up."""
+    from transformers import CLIPConfig
+
+    source = source or settings.CLIP_MODEL
+    try:
+        config = CLIPConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"CLIP_MODEL={source!r} cannot be loaded: {exc}") from exc
+    if config.projection_dim != EMBEDDING_DIMENSIONS:
+        raise ModelUnavailable(
+            f"CLIP_MODEL={source!r} projects to {config.projection_dim} dimensions, but the embedding "
+            f"column is vector({EMBEDDING_DIMENSIONS}): use a ViT-B/32-sized CLIP (projection_dim "
+            f"{EMBEDDING_DIMENSIONS}) or migrate the column."
+        )
+    return config.projection_dim
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """CLIP's image preprocessing, read from the model's processor config."""
+
+    shortest_edge: int
+    crop: tuple[int, int]  # (height, width)
+    mean: np.ndarray
+    std: np.ndarray
+    resample: int
+
+    @classmethod
+    def from_processor(cls, image_processor) -> Preprocessing:
+        size, crop = image_processor.size, image_processor.crop_size
+        return cls(
+            shortest_edge=int(size["shortest_edge"]),
+            crop=(int(crop["height"]), int(crop["width"])),
+            mean=np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1),
+            std=np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1),
+            resample=int(getattr(image_processor, "resample", Image.Resampling.BICUBIC)),
+        )
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) with the short side at `shortest_edge`, as CLIP resizes."""
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = self.shortest_edge, int(self.shortest_edge * long / short)
+        return (new_short, new_long) if width <= height else (new_long, new_short)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """An RGB PIL image -> a (3, H, W) float32 array, as CLIP expects."""
+        if image.size != self.resized_size(*image.size):
+            image = image.resize(self.resized_size(*image.size), resample=self.resample)
+        crop_h, crop_w = self.crop
+        left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
+        pixels = np.asarray(image.crop((left, top, left + crop_w, top + crop_h)), dtype=np.float32)
+        pixels = pixels.transpose(2, 0, 1) * np.float32(1 / 255)
+        return (pixels - self.mean) / self.std
+
+
+class ClipEmbedder:
+    def __init__(self, source: str, precision: str = "fp32", batch_size: int = 32):
+        import torch
+        from transformers import AutoProcessor, CLIPModel
+        from transformers.utils import logging as hf_logging
+
+        if precision not in PRECISIONS:
+            raise ImproperlyConfigured(f"CLIP_PRECISION must be one of {PRECISIONS}, got {precision!r}")
+        check_model_config(source)
+        hf_logging.set_verbosity_error()  # e.g. the note that torchvision is absent
+        hf_logging.disable_progress_bar()
+        try:
+            model = CLIPModel.from_pretrained(source)
+            processor = AutoProcessor.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"CLIP_MODEL={source!r} cannot be loaded: {exc}") from exc
+        model.eval()
+        if precision == "bf16":
+            model = model.to(torch.bfloat16)
+        elif precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.torch = torch
+        self.model = model
+        self.tokenizer = processor.tokenizer
+        self.preprocess = Preprocessing.from_processor(processor.image_processor)
+        self.source = source
+        self.model_name = model_name_for(source)
+        self.precision = precision
+        self.batch_size = batch_size
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
+        logger.info("loaded CLIP %s (%s, batch %d)", source, precision, batch_size)
+
+    def _features(self, output):
+        # transformers 5 returns a model output whose pooler_output is the projection.
+        return output if isinstance(output, self.torch.Tensor) else output.pooler_output
+
+    def _normalized(self, features) -> np.ndarray:
+        features = features.float()
+        features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return features.numpy().astype(np.float32)
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """Preprocessed (3, H, W) arrays -> (n, 512) unit vectors."""
+        if not pixels:
+            return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+        out = []
+        with self.torch.inference_mode():
+            for start in range(0, len(pixels), self.batch_size):
+                batch = self.torch.from_numpy(np.stack(pixels[start : start + self.batch_size])).to(self.dtype)
+                out.append(self._normalized(self._features(self.model.get_image_features(pixel_values=batch))))
+        return np.concatenate(out)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """RGB PIL images -> (n, 512) unit vectors."""
+        return self.embed_pixels([self.preprocess(image) for image in images])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+        out = []
+        with self.torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                tokens = self.tokenizer(
+                    list(texts[start : start + self.batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_tokens,
+                    return_tensors="pt",
+                )
+                features = self.model.get_text_features(
+                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+                )
+                out.append(self._normalized(self._features(features)))
+        return np.concatenate(out)
+
+
+_embedder: ClipEmbedder | None = None
+_lock = threading.Lock()
+
+
+def _configured() -> tuple[str, str, int]:
+    return settings.CLIP_MODEL, settings.CLIP_PRECISION, settings.CLIP_BATCH_SIZE
+
+
+def get_embedder() -> ClipEmbedder:
+    """The process's embedder, loaded on first use (thread-safe)."""
+    global _embedder
+    wanted = _configured()
+    embedder = _embedder
+    if embedder is not None and (embedder.source, embedder.precision, embedder.batch_size) == wanted:
+        return embedder
+    with _lock:
+        embedder = _embedder
+        if embedder is None or (embedder.source, embedder.precision, embedder.batch_size) != wanted:
+            if settings.CLIP_TORCH_THREADS:
+                import torch
+
+                torch.set_num_threads(settings.CLIP_TORCH_THREADS)
+            embedder = _embedder = ClipEmbedder(*wanted)
+        return embedder
+
+
+def reset_embedder() -> None:
+    global _embedder
+    with _lock:
+        _embedder = None

@@ -1,0 +1,143 @@
+"""Sampling the frames of a video worth embedding (PyAV).
+
+One frame every `VIDEO_SAMPLE_SECONDS`, plus the first frame of each scene
+change, capped at `VIDEO_MAX_FRAMES`; a frame nearly identical to the last one
+kept is dropped. Kept frames come out upright (rotation metadata honoured) and
+already scaled to CLIP's input size, so memory stays small for 4K input.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+from PIL import Image
+
+from catalog.errors import FileRejected
+from media_pipeline.probe import duration_ms
+
+logger = logging.getLogger(__name__)
+
+# Frames are compared as 32x32 greyscale thumbnails, by mean absolute
+# difference on a 0-255 scale.
+SIGNATURE_SIDE = 32
+# Above this, consecutive decoded frames belong to different shots.
+SCENE_CHANGE_DIFFERENCE = 30.0
+# Below this, a sampled frame adds nothing to the last kept one.
+NEAR_IDENTICAL_DIFFERENCE = 2.0
+
+
+@dataclass
+class SampledFrame:
+    index: int
+    timestamp_ms: int
+    is_keyframe: bool
+    image: Image.Image  # RGB, upright, short side at CLIP's input size
+
+
+@dataclass
+class SampledVideo:
+    frames: list[SampledFrame]
+    width: int  # upright display size
+    height: int
+    duration_ms: int | None
+    decoded: int = 0
+    sampled: int = 0
+    warning: str = ""
+
+
+def _signature(frame) -> np.ndarray:
+    small = frame.reformat(width=SIGNATURE_SIDE, height=SIGNATURE_SIDE, format="gray")
+    return small.to_ndarray().astype(np.float32)
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(a - b)))
+
+
+def _frame_seconds(frame, time_base) -> float | None:
+    if frame.time is not None:
+        return float(frame.time)
+    if frame.pts is not None and time_base is not None:
+        return float(frame.pts * time_base)
+    return None
+
+
+def sample_video(
+    file: IO[bytes],
+    *,
+    sample_seconds: float,
+    max_frames: int,
+    output_size: Callable[[int, int], tuple[int, int]],
+) -> SampledVideo:
+    """Decode `file` and return its kept frames. `output_size(width, height)`
+    gives the size each kept frame is scaled to. Raises FileRejected."""
+    import av
+
+    try:
+        container = av.open(file, mode="r")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise FileRejected(f"The video cannot be read ({exc}).", code="corrupt_file") from exc
+    with container:
+        if not container.streams.video:
+            raise FileRejected("The file has no video stream (is it audio only?).", code="unsupported_media_type")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frame_rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        if frame_rate and sample_seconds * frame_rate >= 2:
+            # Most frames will not be sampled: skip decoding frames that no other
+            # frame refers to (B-frames), a large share of the work.
+            stream.codec_context.skip_frame = "NONREF"
+
+        result = SampledVideo(frames=[], width=0, height=0, duration_ms=duration_ms(container, stream))
+        next_due = 0.0
+        previous = last_kept = None
+        last_seconds = 0.0
+        try:
+            for frame in container.decode(stream):
+                result.decoded += 1
+                seconds = _frame_seconds(frame, stream.time_base)
+                seconds = last_seconds if seconds is None else max(seconds, 0.0)
+                last_seconds = seconds
+                signature = _signature(frame)
+                scene_change = previous is not None and _difference(signature, previous) > SCENE_CHANGE_DIFFERENCE
+                previous = signature
+                due = seconds + 1e-6 >= next_due
+                if not (due or scene_change):
+                    continue
+                if due:
+                    next_due = (math.floor(seconds / sample_seconds + 1e-6) + 1) * sample_seconds
+                result.sampled += 1
+                if last_kept is not None and _difference(signature, last_kept) < NEAR_IDENTICAL_DIFFERENCE:
+                    continue
+                last_kept = signature
+                result.frames.append(_keep(frame, len(result.frames), seconds, output_size, result))
+                if len(result.frames) >= max_frames:
+                    break
+        except av.error.FFmpegError as exc:
+            if not result.frames:
+                raise FileRejected(f"The video cannot be decoded ({exc}).", code="corrupt_file") from exc
+            result.warning = f"Decoding stopped at {last_seconds:.1f} s on corrupt data; frames up to there are kept."
+            logger.warning("video decoding stopped early: %s", exc)
+        if not result.frames:
+            raise FileRejected("The video has no decodable frames.", code="corrupt_file")
+        if result.duration_ms is None or result.duration_ms <= 0:
+            result.duration_ms = int(last_seconds * 1000)
+    return result
+
+
+def _keep(frame, index: int, seconds: float, output_size, result: SampledVideo) -> SampledFrame:
+    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+    width, height = output_size(frame.width, frame.height)
+    image = frame.to_image(width=width, height=height, interpolation="BICUBIC")
+    if rotation:
+        # frame.rotation is the counter-clockwise turn that makes the frame upright.
+        image = image.rotate(rotation, expand=True)
+    if not result.width:
+        upright_swapped = rotation in (90, 270)
+        result.width, result.height = (frame.height, frame.width) if upright_swapped else (frame.width, frame.height)
+    return SampledFrame(index, int(round(seconds * 1000)), bool(frame.key_frame), image)
