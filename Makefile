@@ -6,8 +6,13 @@ STAMP := $(VENV)/.installed
 DATA := .data
 TEST_DATA := .data/test
 PORT ?= 8000
+TINY_MODEL := $(DATA)/models/clip-tiny
+# The demo and `make run` embed with a tiny CLIP the project builds itself (no
+# download possible): its search is not semantic. CLIP_MODEL in the environment wins.
+export CLIP_MODEL ?= $(CURDIR)/$(TINY_MODEL)
+DEV := DJANGO_DEBUG=1
 
-.PHONY: install services stop demo serve test lint clean
+.PHONY: install services stop model demo run test lint clean
 
 install: $(STAMP)
 
@@ -23,11 +28,23 @@ services: install
 stop: install
 	$(PY) -m config.embedded_services stop --data-dir $(DATA)
 
-demo: services
+model: $(TINY_MODEL)/model.safetensors
+
+$(TINY_MODEL)/model.safetensors: | $(STAMP)
+	$(DEV) $(PY) manage.py build_clip_model $(TINY_MODEL) --size tiny
+
+# Loads the sample catalog, processes it through a real worker (with progress),
+# then serves web, worker and beat together until Ctrl-C.
+demo: services model
 	$(PY) manage.py migrate --no-input
-	DJANGO_DEBUG=1 $(PY) manage.py load_demo --port $(PORT)
-	@echo "Serving on http://127.0.0.1:$(PORT) (Ctrl-C to stop; \`make stop\` stops PostgreSQL and Redis)."
-	DJANGO_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(DEV) $(PY) manage.py load_demo --port $(PORT) --ingest
+	@$(MAKE) --no-print-directory run
+
+# Web, Celery worker and Celery beat together, for development (Procfile.dev).
+run: services model
+	$(PY) manage.py migrate --no-input
+	@echo "Serving on http://127.0.0.1:$(PORT) with a worker and beat (Ctrl-C stops them; \`make stop\` stops PostgreSQL and Redis)."
+	$(DEV) STOCKMIND_PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
 
 # The suite gets its own PostgreSQL and Redis under .data/test, on their own
 # ports: it never touches the demo's data. pytest's exit code 5 (no tests

@@ -88,14 +88,40 @@ class ProductAdmin(admin.ModelAdmin):
         delete_products(queryset)
 
 
+class NearDuplicateFilter(admin.SimpleListFilter):
+    title = "near-duplicate"
+    parameter_name = "near_duplicate"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Copies of another item"), ("original", "Originals with copies")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(duplicate_of__isnull=False)
+        if self.value() == "original":
+            return queryset.filter(near_duplicates__isnull=False).distinct()
+        return queryset
+
+
 @admin.register(Media)
 class MediaAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "product", "kind", "status", "attempts", "size", "created_at", "processed_at"]
-    list_filter = ["status", "kind", "source", "tenant"]
+    list_display = [
+        "id",
+        "tenant",
+        "product",
+        "kind",
+        "status",
+        "attempts",
+        "size",
+        "duplicate_of",
+        "created_at",
+        "processed_at",
+    ]
+    list_filter = ["status", "kind", "source", NearDuplicateFilter, "tenant"]
     search_fields = ["original_filename", "storage_key", "product__sku", "sha256", "error"]
-    list_select_related = ["tenant", "product"]
     show_full_result_count = False
     raw_id_fields = ["product"]
+    list_select_related = ["tenant", "product", "duplicate_of"]
     readonly_fields = [
         "tenant",
         "kind",

@@ -15,6 +15,9 @@ from catalog.uploads import UploadResult, ingest_upload
 
 DEMO_TENANT = "demo"
 IMAGES_PER_PRODUCT = 3
+VIDEO_SECONDS = 6
+VIDEO_FPS = 24
+VIDEO_SIZE = (640, 360)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,36 @@ def product_image(product: SampleProduct, variant: int, size: tuple[int, int] = 
     return buffer.getvalue()
 
 
+def product_video(product: SampleProduct) -> bytes:
+    """An H.264 clip: the product sliding across the frame, then a cut to a
+    closer shot halfway through (a scene change the sampler should catch)."""
+    import av
+    import numpy as np
+
+    width, height = VIDEO_SIZE
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=VIDEO_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        total = VIDEO_SECONDS * VIDEO_FPS
+        for index in range(total):
+            progress = index / total
+            close_up = progress >= 0.5
+            image = Image.new("RGB", VIDEO_SIZE, (235, 230, 220) if not close_up else (60, 70, 90))
+            scale = 0.8 if close_up else 0.5
+            w, h = int(width * scale * 0.6), int(height * scale)
+            x0 = int((width - w) * (progress * 2 % 1))
+            y0 = (height - h) // 2
+            _draw_shape(ImageDraw.Draw(image), product.shape, (x0, y0, x0 + w, y0 + h), product.color)
+            frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
 def load_sample_catalog(tenant: Tenant) -> list[UploadResult]:
     results = []
     for sample in SAMPLE_PRODUCTS:
@@ -96,4 +129,8 @@ def load_sample_catalog(tenant: Tenant) -> list[UploadResult]:
             results.append(
                 ingest_upload(tenant, io.BytesIO(data), len(data), f"{sample.sku.lower()}-{variant}.jpg", product)
             )
+    featured = SAMPLE_PRODUCTS[0]
+    video = product_video(featured)
+    product = Product.objects.get(tenant=tenant, sku=featured.sku)
+    results.append(ingest_upload(tenant, io.BytesIO(video), len(video), f"{featured.sku.lower()}-360.mp4", product))
     return results

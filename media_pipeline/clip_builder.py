@@ -116,6 +116,9 @@ def build_clip_model(directory: Path, size: str = "tiny") -> Path:
         vision_config={**spec["vision"], "image_size": 224, "patch_size": 32},
         projection_dim=EMBEDDING_DIMENSIONS,
     )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     torch.manual_seed(SEED)
     model = CLIPModel(config).eval()
     model.save_pretrained(directory)

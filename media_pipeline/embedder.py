@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,12 @@ class ClipEmbedder:
         if precision == "bf16":
             model = model.to(torch.bfloat16)
         elif precision == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():
+                # torch marks eager dynamic quantization deprecated in favour of
+                # torchao, which is not part of this stack; it still works.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.torch = torch
         self.model = model
         self.tokenizer = processor.tokenizer

@@ -140,4 +140,4 @@ def _keep(frame, index: int, seconds: float, output_size, result: SampledVideo) 
     if not result.width:
         upright_swapped = rotation in (90, 270)
         result.width, result.height = (frame.height, frame.width) if upright_swapped else (frame.width, frame.height)
-    return SampledFrame(index, int(round(seconds * 1000)), bool(frame.key_frame), image)
+    return SampledFrame(index, round(seconds * 1000), bool(frame.key_frame), image)

@@ -99,3 +99,13 @@ def test_thresholds_form_refuses_out_of_range_values(staff, tenant):
     assert response.status_code == 200  # the form again, with errors
     errors = response.context["adminform"].form.errors
     assert "min_similarity" in errors and "hnsw_ef_search" in errors
+
+
+def test_near_duplicates_are_listed(staff, tenant):
+    original = MediaFactory(tenant=tenant)
+    copy = MediaFactory(tenant=tenant, duplicate_of=original, duplicate_similarity=0.99)
+    MediaFactory(tenant=tenant)
+    response = staff.get("/admin/catalog/media/", {"near_duplicate": "yes"})
+    assert [m.pk for m in response.context["cl"].result_list] == [copy.pk]
+    response = staff.get("/admin/catalog/media/", {"near_duplicate": "original"})
+    assert [m.pk for m in response.context["cl"].result_list] == [original.pk]

@@ -15,7 +15,9 @@ def test_load_demo_prints_credentials_that_work(client):
     output = out.getvalue()
 
     assert Product.objects.filter(tenant__slug="demo").count() == len(SAMPLE_PRODUCTS)
-    assert Media.objects.filter(tenant__slug="demo", status=Media.Status.PENDING).count() == 3 * len(SAMPLE_PRODUCTS)
+    pending = Media.objects.filter(tenant__slug="demo", status=Media.Status.PENDING)
+    assert pending.filter(kind=Media.Kind.IMAGE).count() == 3 * len(SAMPLE_PRODUCTS)
+    assert pending.filter(kind=Media.Kind.VIDEO).count() == 1
 
     api_key = next(word for word in output.split() if word.startswith("sm_"))
     response = client.get("/api/v1/products/", HTTP_AUTHORIZATION=f"Bearer {api_key}")
@@ -30,5 +32,5 @@ def test_load_demo_twice_adds_no_copies():
     call_command("load_demo", stdout=StringIO())
     out = StringIO()
     call_command("load_demo", stdout=out)
-    assert Media.objects.count() == 3 * len(SAMPLE_PRODUCTS)
+    assert Media.objects.count() == 3 * len(SAMPLE_PRODUCTS) + 1
     assert "0 new" in out.getvalue()

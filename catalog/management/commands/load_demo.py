@@ -1,13 +1,22 @@
+import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
 
 from catalog.demo import DEMO_TENANT, load_sample_catalog
-from catalog.models import ApiKey, Tenant
+from catalog.models import ApiKey, Media, Tenant, VideoFrame
 from search.models import Thresholds
 
 ADMIN_USERNAME = "admin"
+INGEST_TIMEOUT_S = 600
+POLL_INTERVAL_S = 0.5
 
 
 class Command(BaseCommand):
@@ -15,18 +24,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", default="8000", help="Port the demo serves on, for the printed URLs.")
+        parser.add_argument(
+            "--ingest",
+            action="store_true",
+            help="Start a Celery worker and wait, showing progress, until every sample is processed.",
+        )
 
-    def handle(self, *args, port: str, **options):
+    def handle(self, *args, port: str, ingest: bool, **options):
         tenant, _ = Tenant.objects.get_or_create(slug=DEMO_TENANT, defaults={"name": "Demo Store"})
         Thresholds.for_tenant(tenant)
         _, api_key = ApiKey.issue(tenant, name="demo key", scope=ApiKey.Scope.WRITE)
 
         results = load_sample_catalog(tenant)
         added = sum(result.created for result in results)
+        products = len({result.media.product_id for result in results})
         self.stdout.write(
-            f"Sample catalog: {len(results)} images of {len(results) // 3} products "
+            f"Sample catalog: {len(results)} media of {products} products "
             f"({added} new, {len(results) - added} already there)."
         )
+        if ingest:
+            self._ingest(tenant, [result.media.pk for result in results])
 
         # A fresh password on every run: nothing to remember, nothing stale in a file.
         password = secrets.token_urlsafe(12)
@@ -42,3 +59,79 @@ class Command(BaseCommand):
         self.stdout.write(f"  API key:  {api_key}   (tenant '{tenant.slug}', write scope)")
         self.stdout.write(f"  API docs: {base}/api/docs/")
         self.stdout.write(f"  Try:      curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/products/")
+
+    def _ingest(self, tenant: Tenant, media_ids: list[int]) -> None:
+        """Process the samples through a real worker, showing progress."""
+        # Samples from an earlier run that are not ready go through again.
+        from media_pipeline.lifecycle import requeue
+
+        requeue(Media.objects.filter(pk__in=media_ids).exclude(status=Media.Status.READY))
+        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--queues",
+                f"{settings.QUEUE_MEDIA},{settings.QUEUE_MAINTENANCE}",
+                "--concurrency",
+                "1",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
+        self.stdout.write(f"Ingesting {len(media_ids)} media through a Celery worker (pid {worker.pid})...")
+        try:
+            self._wait(media_ids, worker)
+        finally:
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: finishes the task in hand
+            worker.wait(timeout=60)
+        self._summary(tenant)
+
+    def _wait(self, media_ids: list[int], worker: subprocess.Popen) -> None:
+        deadline, last = time.monotonic() + INGEST_TIMEOUT_S, None
+        while True:
+            counts = dict(
+                Media.objects.filter(pk__in=media_ids)
+                .values_list("status")
+                .annotate(n=Count("pk"))
+                .values_list("status", "n")
+            )
+            done = counts.get(Media.Status.READY, 0) + counts.get(Media.Status.FAILED, 0)
+            line = (
+                f"  {done}/{len(media_ids)} processed: {counts.get(Media.Status.READY, 0)} ready, "
+                f"{counts.get(Media.Status.FAILED, 0)} failed, {counts.get(Media.Status.PROCESSING, 0)} processing, "
+                f"{counts.get(Media.Status.PENDING, 0)} waiting"
+            )
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            if done == len(media_ids):
+                return
+            if worker.poll() is not None:
+                raise CommandError(f"The worker stopped (exit code {worker.returncode}); see its output above.")
+            if time.monotonic() > deadline:
+                raise CommandError(f"Ingest did not finish within {INGEST_TIMEOUT_S} s.")
+            time.sleep(POLL_INTERVAL_S)
+
+    def _summary(self, tenant: Tenant) -> None:
+        rows = (
+            Media.objects.filter(tenant=tenant)
+            .values("kind", "status")
+            .annotate(n=Count("pk"))
+            .order_by("kind", "status")
+        )
+        self.stdout.write("\n  kind    status      count")
+        for row in rows:
+            self.stdout.write(f"  {row['kind']:<7} {row['status']:<11} {row['n']:>5}")
+        frames = VideoFrame.objects.filter(tenant=tenant).count()
+        duplicates = Media.objects.filter(tenant=tenant, duplicate_of__isnull=False).count()
+        self.stdout.write(f"  video frames kept: {frames}; near-duplicate images linked: {duplicates}")
+        for media in Media.objects.filter(tenant=tenant, status=Media.Status.FAILED)[:10]:
+            self.stdout.write(self.style.WARNING(f"  failed: media {media.pk}: {media.error}"))

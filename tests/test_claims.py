@@ -1,0 +1,64 @@
+"""Two workers handed the same media process it once; a second run replaces
+rather than adds."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from catalog.models import Media
+from media_pipeline.processing import claim, process_media
+from search.models import Embedding
+from tests.factories import MediaFactory
+from tests.media_files import jpeg_bytes
+
+
+@pytest.fixture
+def stored_image(transactional_db, tenant, clip):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    key = default_storage.save("clients/acme/race.jpg", ContentFile(jpeg_bytes()))
+    return MediaFactory(tenant=tenant, product=None, storage_key=key)
+
+
+def test_two_workers_racing_for_one_media_process_it_once(stored_image):
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def work(token: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(process_media(stored_image.pk, token).status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(f"task-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["ready", "skipped"]
+    media = Media.objects.get(pk=stored_image.pk)
+    assert media.status == Media.Status.READY and media.attempts == 1
+    assert Embedding.objects.filter(media=media).count() == 1
+
+
+def test_only_the_claiming_task_may_take_the_claim_again(stored_image):
+    assert claim(stored_image.pk, "task-a") is not None
+    assert claim(stored_image.pk, "task-b") is None  # another delivery
+    again = claim(stored_image.pk, "task-a")  # the same task redelivered
+    assert again is not None and again.attempts == 2
+
+
+def test_a_ready_item_is_not_processed_again_by_a_stray_task(stored_image):
+    assert process_media(stored_image.pk, "task-a").status == "ready"
+    assert process_media(stored_image.pk, "task-b").status == "skipped"
+    assert process_media(stored_image.pk, "task-a").status == "skipped"
+    media = Media.objects.get(pk=stored_image.pk)
+    assert media.attempts == 1 and Embedding.objects.filter(media=media).count() == 1
+
+
+def test_a_deleted_item_is_skipped(transactional_db, clip):
+    assert process_media(987654, "task-a").status == "skipped"

@@ -1,0 +1,128 @@
+"""A real worker process: killed with SIGKILL mid-task, its item is redone by
+the next worker, not lost; a worker whose model does not fit refuses to start."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from catalog.models import Media, VideoFrame
+from media_pipeline.queue import enqueue_processing
+from search.models import Embedding
+from tests.conftest import wait_for, wait_until_settled
+from tests.factories import MediaFactory
+from tests.media_files import video_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(media_root: Path, clip_model: str, **extra) -> dict:
+    db = settings.DATABASES["default"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        REDIS_URL=settings.CELERY_BROKER_URL,
+        MEDIA_ROOT=str(media_root),
+        CLIP_MODEL=clip_model,
+        DJANGO_SECRET_KEY="worker-test",
+        **extra,
+    )
+    return env
+
+
+def start_worker(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            "media",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_task_leaves_the_item_to_be_redone(
+    transactional_db, tenant, tiny_model, broker, media_storage
+):
+    # Noise frames are all different: every sampled frame is kept, which keeps
+    # the worker busy long enough to be killed in the middle.
+    data = video_bytes(seconds=20, width=320, height=240, fps=15, noise=True)
+    key = default_storage.save("clients/acme/long.mp4", ContentFile(data))
+    media = MediaFactory(
+        tenant=tenant, product=None, kind=Media.Kind.VIDEO, storage_key=key, content_type="video/mp4", size=len(data)
+    )
+    env = worker_env(
+        media_storage,
+        str(tiny_model),
+        VIDEO_SAMPLE_SECONDS="0.07",
+        VIDEO_MAX_FRAMES="300",
+        CELERY_VISIBILITY_TIMEOUT="5",
+        CELERY_UNACKED_RESTORE_SECONDS="1",
+    )
+    enqueue_processing([media.pk])  # no transaction here: sent at once
+
+    first = start_worker(env)
+    try:
+        wait_for(
+            lambda: Media.objects.get(pk=media.pk).status == Media.Status.PROCESSING,
+            timeout=90,
+            interval=0.02,
+            what="the first worker to claim the video",
+        )
+        kill(first)
+        killed = Media.objects.get(pk=media.pk)
+        assert killed.status == Media.Status.PROCESSING and killed.attempts == 1
+        assert not Embedding.objects.filter(media=media).exists()
+    finally:
+        kill(first)
+
+    second = start_worker(env)
+    try:
+        done = wait_until_settled([media.pk], timeout=120)[media.pk]
+    finally:
+        kill(second)
+    assert done.status == Media.Status.READY, done.error
+    assert done.attempts == 2  # the same delivery, taken again after the worker was lost
+    frames = VideoFrame.objects.filter(media=media).count()
+    assert frames > 100 and Embedding.objects.filter(media=media).count() == frames
+
+
+def test_worker_refuses_to_start_with_a_model_that_does_not_fit(tmp_path, db, broker, media_storage):
+    from transformers import CLIPConfig
+
+    CLIPConfig(projection_dim=768).save_pretrained(tmp_path)
+    process = start_worker(worker_env(media_storage, str(tmp_path)))
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        kill(process)
+    assert process.returncode != 0
+    assert "projects to 768 dimensions" in output.decode()
