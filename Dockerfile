@@ -15,7 +15,8 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requir
 
 COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input \
-    && mkdir -p /data/media && chown stockmind:stockmind /data/media
+    && mkdir -p /data/media /home/stockmind/.cache/huggingface \
+    && chown -R stockmind:stockmind /data/media /home/stockmind/.cache
 
 USER stockmind
 ENV MEDIA_ROOT=/data/media
