@@ -12,7 +12,7 @@ from catalog.models import Media, VideoFrame
 from media_pipeline.queue import enqueue_processing
 from search.models import Embedding
 from tests import media_files
-from tests.conftest import wait_until_settled
+from tests.conftest import wait_for, wait_until_settled
 from tests.factories import MediaFactory
 
 IMAGES = {
@@ -133,16 +133,17 @@ def test_bad_files_fail_with_a_reason_and_the_worker_goes_on(worker, tenant):
     assert not Embedding.objects.filter(media_id__in=[*bad.values(), missing]).exists()
 
 
-def test_a_task_delivered_twice_leaves_the_same_rows(worker, api):
+def test_a_task_delivered_twice_leaves_the_same_rows(worker, api, broker, settings):
     media_id = upload(api, "clip.mp4", media_files.video_bytes(seconds=3))
     wait_until_settled([media_id])
     frames_before = list(VideoFrame.objects.filter(media_id=media_id).values_list("index", "timestamp_ms"))
     embeddings_before = Embedding.objects.filter(media_id=media_id).count()
 
     enqueue_processing([media_id])  # a duplicate message for a ready item: nothing to do
-    from tests.conftest import wait_for
-
-    wait_for(lambda: worker.app.connection().default_channel.client.llen("media") == 0, what="queue drained")
+    wait_for(
+        lambda: broker.llen(settings.QUEUE_MEDIA) == 0 and broker.hlen("unacked") == 0,
+        what="the duplicate message to be consumed and acknowledged",
+    )
     media = Media.objects.get(pk=media_id)
     assert media.status == Media.Status.READY and media.attempts == 1
 

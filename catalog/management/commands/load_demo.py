@@ -50,7 +50,7 @@ class Command(BaseCommand):
             f"({added} new, {len(results) - added} already there)."
         )
         if ingest:
-            self._ingest(tenant, [result.media.pk for result in results])
+            self._ingest(tenant, results)
 
         # A fresh password on every run: nothing to remember, nothing stale in a file.
         password = secrets.token_urlsafe(12)
@@ -67,12 +67,15 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs: {base}/api/docs/")
         self.stdout.write(f"  Try:      curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/products/")
 
-    def _ingest(self, tenant: Tenant, media_ids: list[int]) -> None:
+    def _ingest(self, tenant: Tenant, results) -> None:
         """Process the samples through a real worker, showing progress."""
-        # Samples from an earlier run that are not ready go through again.
         from media_pipeline.lifecycle import requeue
 
-        requeue(Media.objects.filter(pk__in=media_ids).exclude(status=Media.Status.READY))
+        # New samples are queued already; those of an earlier run that never
+        # became ready go through again.
+        media_ids = [result.media.pk for result in results]
+        earlier = [result.media.pk for result in results if not result.created]
+        requeue(Media.objects.filter(pk__in=earlier).exclude(status=Media.Status.READY))
         worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
                 sys.executable,
