@@ -175,6 +175,8 @@ if CLIP_PRECISION not in ("fp32", "bf16", "int8"):
     raise ImproperlyConfigured(f"CLIP_PRECISION must be fp32, bf16 or int8, got {CLIP_PRECISION!r}")
 CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 32)
 CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: torch's own default
+# Load the model when the web process starts, not on its first search.
+SEARCH_PRELOAD = env.bool("SEARCH_PRELOAD", default=False)
 VIDEO_SAMPLE_SECONDS = env.float("VIDEO_SAMPLE_SECONDS", default=1.0)
 if VIDEO_SAMPLE_SECONDS <= 0:
     raise ImproperlyConfigured("VIDEO_SAMPLE_SECONDS must be positive")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/", include("catalog.api.urls")),
+    path("api/v1/", include("search.api.urls")),
     path("", include("ops_console.urls")),
 ]
 

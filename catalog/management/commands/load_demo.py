@@ -51,6 +51,7 @@ class Command(BaseCommand):
         )
         if ingest:
             self._ingest(tenant, results)
+            self._show_searches(tenant)
 
         # A fresh password on every run: nothing to remember, nothing stale in a file.
         password = secrets.token_urlsafe(12)
@@ -129,6 +130,44 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise CommandError(f"Ingest did not finish within {INGEST_TIMEOUT_S} s.")
             time.sleep(POLL_INTERVAL_S)
+
+    def _show_searches(self, tenant: Tenant) -> None:
+        """One image, one text and one 'more like this' search, as a client would see them."""
+        import io
+
+        from PIL import Image
+
+        from catalog.demo import SAMPLE_PRODUCTS, product_image
+        from search import service
+
+        sample = SAMPLE_PRODUCTS[1]
+        photo = Image.open(io.BytesIO(product_image(sample, 0)))
+        w, h = photo.size
+        altered = io.BytesIO()
+        photo.crop((w // 10, h // 10, w - w // 10, h - h // 10)).save(altered, format="JPEG", quality=60)
+        video = Media.objects.filter(tenant=tenant, kind=Media.Kind.VIDEO, status=Media.Status.READY).first()
+
+        searches = [
+            (
+                f"image: a photo of {sample.sku}, cropped and recompressed",
+                service.image_vector(altered, altered.getbuffer().nbytes),
+                None,
+            ),
+            ("text: 'red suede sneaker'", service.text_vector("red suede sneaker"), None),
+        ]
+        if video is not None:
+            searches.append((f"similar to video media {video.pk}", service.media_vector(video), video.pk))
+        for title, vector, exclude in searches:
+            found = service.search(tenant, vector, k=5, min_score=0.0, exclude_media_id=exclude)
+            self.stdout.write(f"\nSearch by {title} ({found.took_ms:.1f} ms, model {found.model})")
+            self.stdout.write("  rank  score   product       media  kind   frame")
+            for rank, entry in enumerate(found.results, 1):
+                sku = entry.product.sku if entry.product else "(unassigned)"
+                frame = f"{entry.frame.timestamp_ms / 1000:.1f} s" if entry.frame else "-"
+                self.stdout.write(
+                    f"  {rank:>4}  {entry.score:.3f}  {sku:<12}  {entry.media.pk:>5}  {entry.media.kind:<5}  {frame}"
+                )
+        self.stdout.write("  (the demo's tiny random model is not semantic: scores are real, meanings are not)")
 
     def _summary(self, tenant: Tenant) -> None:
         rows = (

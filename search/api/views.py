@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.api.errors import ApiError
+from catalog.api.tenancy import TenantAPIView
+from catalog.models import ApiKey, Media
+from search import service
+from search.api.serializers import ImageSearchRequest, SearchOptions, SearchResponseSerializer, TextSearchRequest
+
+# Multipart framing around the query file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class SearchView(TenantAPIView):
+    model = Media
+    required_scope = ApiKey.Scope.READ  # a search is a POST that only reads
+
+    def respond(self, request: Request, vector, options: dict, exclude_media_id: int | None = None) -> Response:
+        found = service.search(
+            self.tenant,
+            vector,
+            k=options["k"],
+            min_score=options.get("min_score"),
+            category=options.get("category"),
+            exclude_media_id=exclude_media_id,
+        )
+        return Response(SearchResponseSerializer(found, context={"request": request}).data)
+
+
+class ImageSearchView(SearchView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ImageSearchRequest}, responses=SearchResponseSerializer)
+    def post(self, request: Request) -> Response:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.MAX_SEARCH_IMAGE_BYTES + MULTIPART_OVERHEAD_BYTES:
+            raise ApiError(
+                413, "file_too_large", f"The query image is larger than {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
+            )
+        params = ImageSearchRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data["file"]
+        vector = service.image_vector(upload, upload.size)
+        return self.respond(request, vector, params.validated_data)
+
+
+class TextSearchView(SearchView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=TextSearchRequest, responses=SearchResponseSerializer)
+    def post(self, request: Request) -> Response:
+        params = TextSearchRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        vector = service.text_vector(params.validated_data["query"])
+        return self.respond(request, vector, params.validated_data)
+
+
+class SimilarSearchView(SearchView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("k", int, description="1..100, default 10"),
+            OpenApiParameter("min_score", float),
+            OpenApiParameter("category", str),
+        ],
+        responses=SearchResponseSerializer,
+    )
+    def get(self, request: Request, media_id: int) -> Response:
+        params = SearchOptions(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        media = get_object_or_404(self.get_queryset(), pk=media_id)
+        vector = service.media_vector(media)
+        return self.respond(request, vector, params.validated_data, exclude_media_id=media.pk)

@@ -1,0 +1,97 @@
+"""Searches as clients see them: a query turned into a vector, the nearest
+products of the tenant, and what a result shows of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+from django.conf import settings
+
+from catalog.errors import Conflict
+from catalog.models import Media, Product, Tenant, VideoFrame
+from media_pipeline.embedder import get_embedder
+from media_pipeline.images import load_image
+from media_pipeline.probe import probe
+from search.models import Embedding, Thresholds
+from search.query import nearest_products
+
+
+@dataclass(frozen=True)
+class ResultEntry:
+    product: Product | None
+    score: float
+    media: Media
+    frame: VideoFrame | None
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    results: list[ResultEntry]
+    took_ms: float
+    model: str
+    strategy: str
+
+
+def image_vector(file: IO[bytes], size: int) -> np.ndarray:
+    """A query photo, checked with the search limits, as a unit vector."""
+    probe(file, size, max_bytes=settings.MAX_SEARCH_IMAGE_BYTES, images_only=True)
+    image, _ = load_image(file)
+    return get_embedder().embed_images([image])[0]
+
+
+def text_vector(text: str) -> np.ndarray:
+    return get_embedder().embed_texts([text])[0]
+
+
+def media_vector(media: Media) -> np.ndarray:
+    """An item's own vector: the image's, or the mean direction of a video's frames."""
+    vectors = np.array(
+        [
+            v
+            for v in Embedding.objects.filter(media=media, model_name=get_embedder().model_name).values_list(
+                "vector", flat=True
+            )
+        ],
+        dtype=np.float32,
+    )
+    if not len(vectors):
+        raise Conflict(f"Media {media.pk} has no vectors yet (status '{media.status}'): search once it is ready.")
+    mean = vectors.mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def search(
+    tenant: Tenant,
+    vector: np.ndarray,
+    *,
+    k: int = 10,
+    min_score: float | None = None,
+    category: str | None = None,
+    exclude_media_id: int | None = None,
+) -> SearchResponse:
+    model_name = get_embedder().model_name
+    found = nearest_products(
+        vector,
+        tenant_id=tenant.pk,
+        model_name=model_name,
+        k=k,
+        min_score=min_score,
+        category=category or None,
+        exclude_media_id=exclude_media_id,
+        thresholds=Thresholds.for_tenant(tenant),
+    )
+    media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in found.hits])
+    frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in found.hits if h.frame_id])
+    results = [
+        ResultEntry(
+            product=media[hit.media_id].product,
+            score=round(min(1.0, max(0.0, hit.score)), 6),
+            media=media[hit.media_id],
+            frame=frames.get(hit.frame_id) if hit.frame_id else None,
+        )
+        for hit in found.hits
+        if hit.media_id in media  # deleted between the two queries
+    ]
+    return SearchResponse(results, round(found.took_ms, 2), model_name, found.strategy)
