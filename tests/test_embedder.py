@@ -80,3 +80,31 @@ def test_build_clip_model_command(tmp_path):
     assert "sneaker</w>" in tokens  # learnt merges, CLIP's end-of-word mark
     assert tokenizer("emoji 👟 and 日本")["input_ids"]  # byte-level: nothing is unknown
     assert check_model_config(str(tmp_path / "m")) == 512
+
+
+def test_web_process_preloads_the_model_when_asked(tiny_model):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import config.wsgi, media_pipeline.embedder as e; "
+        "print('loaded' if e._embedder is not None else 'lazy', e._embedder and e._embedder.model_name)"
+    )
+    env = {**os.environ, "CLIP_MODEL": str(tiny_model), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    root = Path(__file__).resolve().parent.parent
+
+    def run(preload: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            env={**env, "SEARCH_PRELOAD": preload},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return result.stdout.strip() or result.stderr
+
+    assert run("1") == "loaded clip-tiny"
+    assert run("0").startswith("lazy")
