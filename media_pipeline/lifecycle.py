@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from catalog.errors import Conflict
 from catalog.models import Media
@@ -11,15 +12,21 @@ from media_pipeline.queue import enqueue_processing
 
 
 @transaction.atomic
-def requeue(queryset: QuerySet[Media]) -> list[int]:
-    """Put media back to `pending` and enqueue them; returns the ids requeued.
-    A live `processing` claim is left alone: the stuck sweeper releases those."""
-    ids = list(
-        queryset.exclude(status=Media.Status.PROCESSING).select_for_update().order_by("pk").values_list("pk", flat=True)
+def back_to_pending(queryset: QuerySet[Media]) -> list[int]:
+    """Put the selected media back to `pending`, without a claim, and enqueue
+    them after commit; returns their ids."""
+    ids = list(queryset.select_for_update().order_by("pk").values_list("pk", flat=True))
+    Media.objects.filter(pk__in=ids).update(
+        status=Media.Status.PENDING, error="", claim_token="", processing_started_at=None, updated_at=timezone.now()
     )
-    Media.objects.filter(pk__in=ids).update(status=Media.Status.PENDING, error="", processing_started_at=None)
     enqueue_processing(ids)
     return ids
+
+
+def requeue(queryset: QuerySet[Media]) -> list[int]:
+    """Reprocess media on request. A live `processing` claim is left alone: the
+    stuck sweeper releases those."""
+    return back_to_pending(queryset.exclude(status=Media.Status.PROCESSING))
 
 
 def request_reprocess(media: Media) -> Media:

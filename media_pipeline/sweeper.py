@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import Media
+from media_pipeline.lifecycle import back_to_pending
 from media_pipeline.queue import enqueue_processing
 from search.models import Thresholds
 
@@ -50,16 +51,11 @@ def stuck_media(now: datetime):
 
 
 def requeue_stuck(ids: list[int]) -> int:
-    ids = list(
-        Media.objects.filter(
-            pk__in=ids, status=Media.Status.PROCESSING, attempts__lt=settings.MEDIA_MAX_ATTEMPTS
-        ).values_list("pk", flat=True)
+    return len(
+        back_to_pending(
+            Media.objects.filter(pk__in=ids, status=Media.Status.PROCESSING, attempts__lt=settings.MEDIA_MAX_ATTEMPTS)
+        )
     )
-    Media.objects.filter(pk__in=ids, status=Media.Status.PROCESSING).update(
-        status=Media.Status.PENDING, claim_token="", processing_started_at=None, updated_at=timezone.now()
-    )
-    enqueue_processing(ids)
-    return len(ids)
 
 
 def fail_stuck(ids: list[int], now: datetime) -> int:

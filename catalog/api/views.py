@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.api.errors import ApiError
+from catalog.api.errors import refuse_oversized_body
 from catalog.api.filters import MediaFilter, ProductFilter
 from catalog.api.serializers import MediaSerializer, MediaUploadSerializer, ProductSerializer
 from catalog.api.tenancy import TenantViewSet
@@ -17,9 +17,6 @@ from catalog.models import Media, Product
 from catalog.products import create_product, delete_products
 from catalog.uploads import ingest_upload
 from media_pipeline.lifecycle import request_reprocess
-
-# Multipart framing around the file: boundaries, part headers, the product field.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class ProductViewSet(
@@ -68,12 +65,7 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         },
     )
     def create(self, request: Request) -> Response:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES:
-            # Refused before the body is read.
-            raise ApiError(
-                413, "file_too_large", f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES} bytes."
-            )
+        refuse_oversized_body(request, settings.MAX_UPLOAD_BYTES, "The upload")
         serializer = MediaUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         product = self._product_for(serializer.validated_data.get("product"))

@@ -7,14 +7,11 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.api.errors import ApiError
+from catalog.api.errors import refuse_oversized_body
 from catalog.api.tenancy import TenantAPIView
 from catalog.models import ApiKey, Media
 from search import service
 from search.api.serializers import ImageSearchRequest, SearchOptions, SearchResponseSerializer, TextSearchRequest
-
-# Multipart framing around the query file.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 class SearchView(TenantAPIView):
@@ -38,11 +35,7 @@ class ImageSearchView(SearchView):
 
     @extend_schema(request={"multipart/form-data": ImageSearchRequest}, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.MAX_SEARCH_IMAGE_BYTES + MULTIPART_OVERHEAD_BYTES:
-            raise ApiError(
-                413, "file_too_large", f"The query image is larger than {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
-            )
+        refuse_oversized_body(request, settings.MAX_SEARCH_IMAGE_BYTES, "The query image")
         params = ImageSearchRequest(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
