@@ -198,6 +198,10 @@ class Media(TenantOwned):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="near_duplicates"
     )
     duplicate_similarity = models.FloatField(null=True, blank=True)
+    # For objects that arrived through S3 events: the object version this row
+    # describes, so a repeated event is recognised and a newer one wins.
+    s3_etag = models.CharField(max_length=100, blank=True, default="")
+    s3_sequencer = models.CharField(max_length=64, blank=True, default="")
 
     objects = MediaQuerySet.as_manager()
 

@@ -8,6 +8,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from django.core.files.storage import default_storage
@@ -17,6 +18,55 @@ logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 80
 UNASSIGNED = "_unassigned"
+# Extensions taken from S3 (the type is still checked by content in the worker).
+ACCEPTED_EXTENSIONS = {
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
+    ".webp": "image",
+    ".gif": "image",
+    ".mp4": "video",
+    ".webm": "video",
+    ".mov": "video",
+}
+CONTENT_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+}
+MEDIA_KEY = re.compile(
+    r"^clients/(?P<tenant>[a-z0-9][a-z0-9-]*)/products/(?P<sku>[A-Za-z0-9][A-Za-z0-9._-]{0,63})"
+    r"/media/(?P<kind>image|video)/(?P<name>[^/]+)$"
+)
+
+
+class KeyRejected(ValueError):
+    """An object key outside the layout, or with an extension we do not take."""
+
+
+@dataclass(frozen=True)
+class MediaKey:
+    tenant_slug: str
+    sku: str
+    kind: str
+    name: str
+    extension: str
+
+
+def parse_media_key(key: str) -> MediaKey:
+    match = MEDIA_KEY.match(key)
+    if match is None:
+        raise KeyRejected(f"'{key}' is not clients/<tenant>/products/<sku>/media/<image|video>/<name>.")
+    extension = PurePosixPath(match["name"]).suffix.lower()
+    if ACCEPTED_EXTENSIONS.get(extension) != match["kind"]:
+        accepted = ", ".join(e for e, k in ACCEPTED_EXTENSIONS.items() if k == match["kind"])
+        raise KeyRejected(f"'{match['name']}' is not an accepted {match['kind']} file ({accepted}).")
+    return MediaKey(match["tenant"], match["sku"], match["kind"], match["name"], extension)
 
 
 def sanitize_filename(name: str, extension: str) -> str:

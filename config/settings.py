@@ -143,6 +143,19 @@ else:
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
     }
 
+# Presigned POST uploads straight to S3 (POST /api/v1/media/uploads/).
+S3_PRESIGN_EXPIRES_SECONDS = _positive_int("S3_PRESIGN_EXPIRES_SECONDS", 900)
+
+# The S3 -> SQS -> Celery bridge (`manage.py sqs_bridge`).
+SQS_QUEUE_URL = env.str("SQS_QUEUE_URL", default="")
+AWS_SQS_ENDPOINT_URL = env.str("AWS_SQS_ENDPOINT_URL", default="") or None
+SQS_WAIT_SECONDS = env.int("SQS_WAIT_SECONDS", default=20)
+if not 0 <= SQS_WAIT_SECONDS <= 20:
+    raise ImproperlyConfigured("SQS_WAIT_SECONDS must be 0..20 (SQS long polling)")
+SQS_BATCH_SIZE = env.int("SQS_BATCH_SIZE", default=10)
+if not 1 <= SQS_BATCH_SIZE <= 10:
+    raise ImproperlyConfigured("SQS_BATCH_SIZE must be 1..10 (SQS's maximum per receive)")
+
 STORAGES = {
     "default": default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

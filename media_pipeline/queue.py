@@ -15,18 +15,20 @@ PROCESS_MEDIA_TASK = "media_pipeline.process_media"
 SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
 
 
-def enqueue_processing(media_ids: Iterable[int]) -> None:
+def send_processing(media_ids: Iterable[int]) -> None:
+    """Send now; raises when the broker is unavailable. Call outside transactions."""
+    from config.celery import app
+
     ids = list(media_ids)
-    if not ids:
-        return
+    for media_id in ids:
+        app.send_task(PROCESS_MEDIA_TASK, args=[media_id], queue=settings.QUEUE_MEDIA)
+    logger.debug("enqueued %d media for processing", len(ids))
 
-    def send() -> None:
-        from config.celery import app
 
-        for media_id in ids:
-            app.send_task(PROCESS_MEDIA_TASK, args=[media_id], queue=settings.QUEUE_MEDIA)
-        logger.debug("enqueued %d media for processing", len(ids))
-
-    # robust: a broker outage must not turn a stored upload into a 500; the row
-    # stays `pending` and is picked up again by the pending sweeper.
-    transaction.on_commit(send, robust=True)
+def enqueue_processing(media_ids: Iterable[int]) -> None:
+    """Send once the current transaction commits."""
+    ids = list(media_ids)
+    if ids:
+        # robust: a broker outage must not turn a stored upload into a 500; the
+        # row stays `pending` and the sweeper enqueues it again.
+        transaction.on_commit(lambda: send_processing(ids), robust=True)

@@ -138,3 +138,48 @@ def wait_until_settled(media_ids, timeout: float = 90):
         return rows if len(rows) == len(media_ids) and all(m.status in settled for m in rows.values()) else None
 
     return wait_for(done, timeout, what=f"media {sorted(media_ids)} to settle")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3/SQS HTTP endpoint on loopback: moto's server mode."""
+    from moto.server import ThreadedMotoServer
+
+    from config.embedded_services import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, settings, monkeypatch, request):
+    """A fresh bucket, with settings pointing storage and presigning at it."""
+    import uuid
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    bucket = f"stockmind-{uuid.uuid4().hex[:12]}"
+    settings.S3_BUCKET_NAME = bucket
+    settings.AWS_S3_ENDPOINT_URL = moto_endpoint
+    settings.AWS_SQS_ENDPOINT_URL = moto_endpoint
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "region_name": settings.AWS_REGION,
+                "endpoint_url": moto_endpoint,
+                "file_overwrite": False,
+                "default_acl": None,
+                "querystring_auth": True,
+            },
+        },
+    }
+    from catalog.aws import s3_client
+
+    s3_client().create_bucket(Bucket=bucket)
+    return bucket

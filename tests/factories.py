@@ -3,6 +3,7 @@ import numpy as np
 from factory.django import DjangoModelFactory
 
 from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
+from media_pipeline.models import RejectedS3Event
 from search.models import EMBEDDING_DIMENSIONS, Embedding, Thresholds
 
 
@@ -95,3 +96,13 @@ class ThresholdsFactory(DjangoModelFactory):
         django_get_or_create = ("tenant",)
 
     tenant = factory.SubFactory(TenantFactory)
+
+
+class RejectedS3EventFactory(DjangoModelFactory):
+    class Meta:
+        model = RejectedS3Event
+
+    key = factory.Sequence(lambda n: f"clients/nobody/products/X/media/image/{n}.jpg")
+    tenant_slug = "nobody"
+    event_name = "ObjectCreated:Put"
+    reason = "No tenant 'nobody'."

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.models import ApiKey, Media
+from media_pipeline.models import RejectedS3Event
 from tests.factories import EmbeddingFactory, MediaFactory, ThresholdsFactory, VideoFrameFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,6 +17,7 @@ CHANGELISTS = [
     "/admin/catalog/videoframe/",
     "/admin/search/embedding/",
     "/admin/search/thresholds/",
+    "/admin/media_pipeline/rejecteds3event/",
 ]
 
 
@@ -32,6 +34,7 @@ def rows(tenant):
     EmbeddingFactory(media=MediaFactory(tenant=tenant), frame=None)
     VideoFrameFactory(media=video)
     ThresholdsFactory(tenant=tenant)
+    RejectedS3Event.objects.create(key="clients/nobody/x.jpg", tenant_slug="nobody", reason="No tenant 'nobody'.")
 
 
 @pytest.mark.parametrize("url", CHANGELISTS)

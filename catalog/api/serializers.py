@@ -85,3 +85,17 @@ class MediaUploadSerializer(StrictSerializer):
     product = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="SKU of the product the media shows."
     )
+
+
+class PresignRequest(StrictSerializer):
+    product = serializers.CharField(help_text="SKU of the product the media shows.")
+    filename = serializers.CharField(max_length=255)
+    content_type = serializers.CharField(max_length=100, help_text="image/jpeg, image/png, ..., video/mp4, ...")
+
+
+class PresignResponse(serializers.Serializer):
+    url = serializers.URLField()
+    fields = serializers.DictField(child=serializers.CharField())
+    key = serializers.CharField()
+    expires_in = serializers.IntegerField()
+    max_size = serializers.IntegerField()

@@ -10,10 +10,17 @@ from rest_framework.response import Response
 
 from catalog.api.errors import refuse_oversized_body
 from catalog.api.filters import MediaFilter, ProductFilter
-from catalog.api.serializers import MediaSerializer, MediaUploadSerializer, ProductSerializer
+from catalog.api.serializers import (
+    MediaSerializer,
+    MediaUploadSerializer,
+    PresignRequest,
+    PresignResponse,
+    ProductSerializer,
+)
 from catalog.api.tenancy import TenantViewSet
 from catalog.media import delete_media
 from catalog.models import Media, Product
+from catalog.presign import presigned_upload
 from catalog.products import create_product, delete_products
 from catalog.uploads import ingest_upload
 from media_pipeline.lifecycle import request_reprocess
@@ -89,6 +96,16 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         media = self.get_object()
         delete_media(Media.objects.filter(pk=media.pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=PresignRequest, responses={201: PresignResponse})
+    @action(detail=False, methods=["post"], url_path="uploads")
+    def uploads(self, request: Request) -> Response:
+        """A presigned S3 POST for one file; the upload then arrives through the S3 event."""
+        params = PresignRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        product = self._product_for(params.validated_data["product"])
+        post = presigned_upload(product, params.validated_data["filename"], params.validated_data["content_type"])
+        return Response(post, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: MediaSerializer})
     @action(detail=True, methods=["post"])

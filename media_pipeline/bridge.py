@@ -1,0 +1,214 @@
+"""The S3 -> SQS -> Celery bridge (DESIGN.md flow 2).
+
+Each S3 event becomes, idempotently on (tenant, key) and the object's
+ETag/sequencer, a Media row and one processing task; a removed object removes
+its media. An SQS message is deleted only once its work is recorded and
+enqueued: after a crash it is delivered again and recognised. Events that can
+never succeed are recorded as RejectedS3Event and deleted; messages that keep
+failing for other reasons reach the dead-letter queue by the redrive policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections import Counter
+
+from django.db import close_old_connections, transaction
+
+from catalog.aws import sqs_client
+from catalog.media import delete_media
+from catalog.models import Media, Product, Tenant
+from catalog.storage_keys import CONTENT_TYPES, KeyRejected, parse_media_key
+from media_pipeline.errors import TRANSIENT_ERRORS
+from media_pipeline.lifecycle import back_to_pending
+from media_pipeline.models import RejectedS3Event
+from media_pipeline.queue import send_processing
+from media_pipeline.s3_events import MalformedMessage, ObjectEvent, newer, parse_message
+
+logger = logging.getLogger(__name__)
+
+MAX_STORED_BODY = 10_000
+
+
+class Rejected(Exception):
+    """This event can never be processed; record it and let the message go."""
+
+
+def _tenant_for(slug: str) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        raise Rejected(f"No tenant '{slug}'.")
+    if not tenant.is_active:
+        raise Rejected(f"Tenant '{slug}' is inactive.")
+    return tenant
+
+
+def handle_event(event: ObjectEvent) -> str:
+    """Record one object event; returns what was done."""
+    try:
+        key = parse_media_key(event.key)
+    except KeyRejected as exc:
+        raise Rejected(str(exc)) from exc
+    tenant = _tenant_for(key.tenant_slug)
+    if event.created:
+        return _object_created(tenant, key, event)
+    if event.removed:
+        return _object_removed(tenant, event)
+    return "ignored"
+
+
+def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
+    with transaction.atomic():
+        product, _ = Product.objects.get_or_create(tenant=tenant, sku=key.sku, defaults={"title": key.sku})
+        media, created = Media.objects.select_for_update().get_or_create(
+            tenant=tenant,
+            storage_key=event.key,
+            defaults={
+                "product": product,
+                "kind": key.kind,
+                "source": Media.Source.S3,
+                "original_filename": key.name[:255],
+                "content_type": CONTENT_TYPES[key.extension],
+                "size": event.size,
+                "s3_etag": event.etag,
+                "s3_sequencer": event.sequencer,
+            },
+        )
+        if created:
+            action, to_send = "created", [media.pk]
+        elif event.etag == media.s3_etag and event.sequencer in ("", media.s3_sequencer):
+            # The same object version again: a redelivered or duplicated event.
+            # A bridge stopped before deleting the message may have stopped before
+            # enqueueing too, so a still-pending item is sent again (the worker's
+            # claim makes a second delivery a no-op).
+            action, to_send = "duplicate", [media.pk] if media.status == Media.Status.PENDING else []
+        elif newer(event.sequencer, media.s3_sequencer):
+            Media.objects.filter(pk=media.pk).update(
+                size=event.size, s3_etag=event.etag, s3_sequencer=event.sequencer, sha256="", width=None, height=None
+            )
+            back_to_pending(Media.objects.filter(pk=media.pk).exclude(status=Media.Status.PROCESSING))
+            action, to_send = "replaced", []  # back_to_pending enqueues after commit
+        else:
+            action, to_send = "stale", []
+    send_processing(to_send)
+    return action
+
+
+def _object_removed(tenant: Tenant, event: ObjectEvent) -> str:
+    media = Media.objects.filter(tenant=tenant, storage_key=event.key).first()
+    if media is None:
+        return "ignored"
+    if event.sequencer and media.s3_sequencer and not newer(event.sequencer, media.s3_sequencer):
+        return "stale"  # an older deletion than the version we hold
+    delete_media(Media.objects.filter(pk=media.pk))
+    return "removed"
+
+
+def _reject(message: dict, reason: str, event: ObjectEvent | None = None) -> None:
+    slug = ""
+    if event is not None and event.key.startswith("clients/"):
+        slug = event.key.split("/")[1][:64]
+    RejectedS3Event.objects.create(
+        message_id=message.get("MessageId", "")[:100],
+        event_name=event.name if event else "",
+        bucket=event.bucket if event else "",
+        key=event.key[:1024] if event else "",
+        tenant_slug=slug,
+        reason=reason,
+        body=str(message.get("Body", ""))[:MAX_STORED_BODY],
+    )
+    logger.warning("rejected S3 event %s %s: %s", message.get("MessageId"), event.key if event else "", reason)
+
+
+def process_message(message: dict) -> list[str]:
+    """Everything one SQS message asks for. Raises on transient trouble (the
+    message must stay); permanent trouble is recorded and returned as 'rejected'."""
+    try:
+        events = parse_message(message.get("Body", ""))
+    except MalformedMessage as exc:
+        _reject(message, str(exc))
+        return ["rejected"]
+    if not events:
+        return ["test-event"]
+    outcomes = []
+    for event in events:
+        try:
+            outcomes.append(handle_event(event))
+        except Rejected as exc:
+            _reject(message, str(exc), event)
+            outcomes.append("rejected")
+    return outcomes
+
+
+class Bridge:
+    def __init__(self, queue_url: str, *, wait_seconds: int = 20, batch_size: int = 10, client=None):
+        self.queue_url = queue_url
+        self.wait_seconds = wait_seconds
+        self.batch_size = batch_size
+        self.client = client or sqs_client()
+        self.stopping = False
+
+    def receive(self) -> list[dict]:
+        response = self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["ApproximateReceiveCount"],
+        )
+        return response.get("Messages", [])
+
+    def delete(self, message: dict) -> None:
+        self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def handle(self, message: dict) -> bool:
+        """Process one message and delete it when its work is safe; True if deleted."""
+        message_id = message.get("MessageId")
+        receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+        try:
+            outcomes = process_message(message)
+        except TRANSIENT_ERRORS as exc:
+            logger.warning("message %s (receive %s) left for retry: %s", message_id, receives, exc)
+            return False
+        except Exception:
+            logger.exception(
+                "message %s (receive %s) failed; left for retry, then the dead-letter queue", message_id, receives
+            )
+            return False
+        self.delete(message)
+        logger.info("message %s: %s", message_id, ", ".join(outcomes))
+        return True
+
+    def run_once(self) -> Counter:
+        counts: Counter = Counter()
+        for message in self.receive():
+            counts["deleted" if self.handle(message) else "left"] += 1
+        return counts
+
+    def run(self, max_batches: int | None = None) -> None:
+        """Poll until SIGTERM/SIGINT (the batch in hand is finished first)."""
+
+        def stop(signum, frame) -> None:
+            logger.info("signal %s: finishing the batch in hand, then stopping", signum)
+            self.stopping = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        batches = 0
+        try:
+            while not self.stopping and (max_batches is None or batches < max_batches):
+                close_old_connections()  # a long-lived process: drop broken or expired connections
+                try:
+                    self.run_once()
+                except TRANSIENT_ERRORS as exc:
+                    logger.warning("SQS or database unavailable (%s); trying again", exc)
+                    self._pause()
+                batches += 1
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        logger.info("bridge stopped")
+
+    def _pause(self) -> None:
+        import time
+
+        time.sleep(min(5, self.wait_seconds or 1))
