@@ -280,3 +280,38 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(transactional_db, tenant, 
     assert "finishing the batch in hand" in output and "bridge stopped" in output
     assert "created" in output  # it logs what it did with each message
     assert queue_depth(queue_url) == 0
+
+
+def test_an_oversized_object_that_reaches_the_bucket_ends_failed(worker, tenant, bridge):
+    # S3 itself refuses it under the presigned policy; an object put some other
+    # way (or into moto, which does not check policies) is refused by the worker.
+    put(key_for("huge.jpg"), jpeg_bytes(64, 64) + b"\x00" * (settings.MAX_IMAGE_BYTES + 1))
+    drain(bridge, rounds=1)
+    media = wait_until_settled([Media.objects.get().pk])
+    [item] = media.values()
+    assert item.status == Media.Status.FAILED and "limit for images" in item.error
+
+
+def test_a_message_with_several_records_and_encoded_keys():
+    from media_pipeline.s3_events import newer, parse_message
+
+    record = {
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {
+            "bucket": {"name": "b"},
+            "object": {
+                "key": "clients/acme/products/S-1/media/video/caf%C3%A9+clip.mp4",
+                "size": 5,
+                "eTag": "e1",
+                "sequencer": "0A1B",
+            },
+        },
+    }
+    removed = {**record, "eventName": "ObjectRemoved:Delete"}
+    events = parse_message(json.dumps({"Records": [record, removed]}))
+    assert [e.name for e in events] == ["ObjectCreated:CompleteMultipartUpload", "ObjectRemoved:Delete"]
+    assert events[0].key == "clients/acme/products/S-1/media/video/café clip.mp4"
+    assert events[0].created and events[1].removed
+    via_sns = parse_message(json.dumps({"Type": "Notification", "Message": json.dumps({"Records": [record]})}))
+    assert via_sns == events[:1]
+    assert newer("0A1C", "0A1B") and not newer("0A1B", "0A1C") and newer("00FF", "FE")
