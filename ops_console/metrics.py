@@ -1,0 +1,108 @@
+"""Prometheus metrics. Request counts and latencies are counted in each web
+process; pipeline figures (media by status, queue depth, processing times,
+embedding throughput) are read from the database and Redis at scrape time, so
+they are right whichever process did the work."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter("stockmind_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=REGISTRY)
+REQUEST_SECONDS = Histogram(
+    "stockmind_http_request_duration_seconds",
+    "Time to serve an HTTP request.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+PROCESSING_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+THROUGHPUT_WINDOW = timedelta(minutes=1)
+
+
+class PipelineCollector:
+    def collect(self):
+        yield from self._media_by_status()
+        yield self._queue_depth()
+        yield self._processing_seconds()
+        yield self._embeddings_per_second()
+
+    def _media_by_status(self):
+        family = GaugeMetricFamily("stockmind_media", "Media items by status.", labels=["status"])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT status, count(*) FROM catalog_media GROUP BY status")
+            counts = dict(cursor.fetchall())
+        for status in ("pending", "processing", "ready", "failed"):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+
+    def _queue_depth(self):
+        import redis
+
+        family = GaugeMetricFamily("stockmind_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"])
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            for queue in (settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE):
+                family.add_metric([queue], client.llen(queue))
+        except redis.exceptions.RedisError:
+            pass  # no sample: the broker is down, which /health/ready reports
+        finally:
+            client.close()
+        return family
+
+    def _processing_seconds(self):
+        bounds = ", ".join(f"count(*) FILTER (WHERE seconds <= {bound})" for bound in PROCESSING_BUCKETS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT {bounds}, count(*), COALESCE(sum(seconds), 0) FROM (
+                        SELECT EXTRACT(EPOCH FROM processed_at - processing_started_at) AS seconds
+                        FROM catalog_media
+                        WHERE status = 'ready' AND processed_at IS NOT NULL AND processing_started_at IS NOT NULL
+                    ) AS done"""  # noqa: S608 - bounds are constants
+            )
+            row = cursor.fetchone()
+        buckets = [(str(float(bound)), row[i]) for i, bound in enumerate(PROCESSING_BUCKETS)]
+        buckets.append(("+Inf", row[len(PROCESSING_BUCKETS)]))
+        return HistogramMetricFamily(
+            "stockmind_media_processing_seconds",
+            "Time from claim to ready of processed media.",
+            buckets=buckets,
+            sum_value=float(row[-1]),
+        )
+
+    def _embeddings_per_second(self):
+        since = timezone.now() - THROUGHPUT_WINDOW
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM search_embedding WHERE created_at >= %s", [since])
+            recent = cursor.fetchone()[0]
+        return GaugeMetricFamily(
+            "stockmind_embeddings_per_second",
+            "Embeddings written per second over the last minute.",
+            value=recent / THROUGHPUT_WINDOW.total_seconds(),
+        )
+
+
+REGISTRY.register(PipelineCollector())
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        # The route pattern, not the path: ids must not become label values.
+        route = match.route.replace("^", "").replace("$", "") if match is not None else "unmatched"
+        REQUEST_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
