@@ -120,10 +120,12 @@ class MediaAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "source", NearDuplicateFilter, "tenant"]
     search_fields = ["original_filename", "storage_key", "product__sku", "sha256", "error"]
     show_full_result_count = False
-    raw_id_fields = ["product"]
     list_select_related = ["tenant", "product", "duplicate_of"]
+    # The product is set by uploads and the recognizer, which keep embeddings
+    # in step; editing it here could cross tenants.
     readonly_fields = [
         "tenant",
+        "product",
         "kind",
         "source",
         "storage_key",
@@ -141,6 +143,10 @@ class MediaAdmin(admin.ModelAdmin):
         "updated_at",
         "processing_started_at",
         "processed_at",
+        "duplicate_of",
+        "duplicate_similarity",
+        "s3_etag",
+        "s3_sequencer",
     ]
     actions = ["reprocess"]
 

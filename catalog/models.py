@@ -17,14 +17,23 @@ sku_validator = RegexValidator(
 )
 
 
+TENANT_SLUG_REGEX = r"^[a-z0-9][a-z0-9-]{0,63}$"
+tenant_slug_validator = RegexValidator(
+    TENANT_SLUG_REGEX, "A tenant slug is lowercase letters, digits and hyphens, starting with a letter or digit."
+)
+
+
 class Tenant(models.Model):
-    slug = models.SlugField(max_length=64, unique=True)
+    # The slug names the tenant in object keys (clients/<slug>/...), so it keeps
+    # to the characters the key layout accepts.
+    slug = models.SlugField(max_length=64, unique=True, validators=[tenant_slug_validator])
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["slug"]
+        constraints = [models.CheckConstraint(condition=Q(slug__regex=TENANT_SLUG_REGEX), name="tenant_slug_valid")]
 
     def __str__(self) -> str:
         return self.slug

@@ -17,6 +17,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 80
+TENANT_SLUG_PATTERN = r"[a-z0-9][a-z0-9-]{0,63}"
 UNASSIGNED = "_unassigned"
 # Extensions taken from S3 (the type is still checked by content in the worker).
 ACCEPTED_EXTENSIONS = {
@@ -40,9 +41,18 @@ CONTENT_TYPES = {
     ".mov": "video/quicktime",
 }
 MEDIA_KEY = re.compile(
-    r"^clients/(?P<tenant>[a-z0-9][a-z0-9-]*)/products/(?P<sku>[A-Za-z0-9][A-Za-z0-9._-]{0,63})"
+    rf"^clients/(?P<tenant>{TENANT_SLUG_PATTERN})/products/(?P<sku>[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})"
     r"/media/(?P<kind>image|video)/(?P<name>[^/]+)$"
 )
+
+
+# Objects the application writes itself under clients/: direct uploads without a
+# product and video frame thumbnails. Their S3 events are not client uploads.
+APP_WRITTEN_KEY = re.compile(rf"^clients/[^/]+/(?:{UNASSIGNED}/|.*\.frames/\d+\.jpg$)")
+
+
+def is_app_written(key: str) -> bool:
+    return APP_WRITTEN_KEY.match(key) is not None
 
 
 class KeyRejected(ValueError):

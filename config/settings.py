@@ -224,6 +224,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 QUEUE_MEDIA = "media"
 QUEUE_MAINTENANCE = "maintenance"
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_MAINTENANCE
+# A task that hangs (a decoder stuck on a hostile file) is killed, its item
+# redelivered and, after MEDIA_MAX_ATTEMPTS, failed: a 10-minute video takes
+# well under this on one core.
+CELERY_TASK_TIME_LIMIT = _positive_int("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_BEAT_SCHEDULE = {
     "sweep-media": {
         "task": "media_pipeline.sweep_media",

@@ -19,7 +19,7 @@ from django.db import close_old_connections, transaction
 from catalog.aws import sqs_client
 from catalog.media import delete_media
 from catalog.models import Media, Product, Tenant
-from catalog.storage_keys import CONTENT_TYPES, KeyRejected, parse_media_key
+from catalog.storage_keys import CONTENT_TYPES, KeyRejected, is_app_written, parse_media_key
 from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.lifecycle import back_to_pending
 from media_pipeline.models import RejectedS3Event
@@ -46,6 +46,8 @@ def _tenant_for(slug: str) -> Tenant:
 
 def handle_event(event: ObjectEvent) -> str:
     """Record one object event; returns what was done."""
+    if is_app_written(event.key):
+        return "ignored"  # our own unassigned uploads and thumbnails
     try:
         key = parse_media_key(event.key)
     except KeyRejected as exc:
@@ -77,6 +79,8 @@ def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
         )
         if created:
             action, to_send = "created", [media.pk]
+        elif media.source == Media.Source.UPLOAD:
+            action, to_send = "ignored", []  # a direct upload stored by the API itself
         elif event.etag == media.s3_etag and event.sequencer in ("", media.s3_sequencer):
             # The same object version again: a redelivered or duplicated event.
             # A bridge stopped before deleting the message may have stopped before
@@ -87,7 +91,9 @@ def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
             Media.objects.filter(pk=media.pk).update(
                 size=event.size, s3_etag=event.etag, s3_sequencer=event.sequencer, sha256="", width=None, height=None
             )
-            back_to_pending(Media.objects.filter(pk=media.pk).exclude(status=Media.Status.PROCESSING))
+            # Even mid-processing: the claim is cleared, so the run on the old
+            # version is discarded when it tries to store its result.
+            back_to_pending(Media.objects.filter(pk=media.pk))
             action, to_send = "replaced", []  # back_to_pending enqueues after commit
         else:
             action, to_send = "stale", []
@@ -96,7 +102,7 @@ def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
 
 
 def _object_removed(tenant: Tenant, event: ObjectEvent) -> str:
-    media = Media.objects.filter(tenant=tenant, storage_key=event.key).first()
+    media = Media.objects.filter(tenant=tenant, storage_key=event.key, source=Media.Source.S3).first()
     if media is None:
         return "ignored"
     if event.sequencer and media.s3_sequencer and not newer(event.sequencer, media.s3_sequencer):

@@ -25,6 +25,9 @@ from search.models import EMBEDDING_DIMENSIONS
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8")
+# Images wider or taller than this ratio are cut to it before resizing (the
+# centre crop would discard the rest anyway).
+MAX_ASPECT = 4
 
 
 class ModelUnavailable(ImproperlyConfigured):
@@ -78,13 +81,26 @@ class Preprocessing:
         )
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) with the short side at `shortest_edge`, as CLIP resizes."""
+        """(width, height) with the short side at `shortest_edge`, as CLIP resizes;
+        the long side is capped at MAX_ASPECT times the short one, so a 12000x1
+        strip cannot become a gigapixel intermediate image."""
         short, long = (width, height) if width <= height else (height, width)
-        new_short, new_long = self.shortest_edge, int(self.shortest_edge * long / short)
+        new_short = self.shortest_edge
+        new_long = min(int(new_short * long / max(short, 1)), new_short * MAX_ASPECT)
         return (new_short, new_long) if width <= height else (new_long, new_short)
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """An RGB PIL image -> a (3, H, W) float32 array, as CLIP expects."""
+        width, height = image.size
+        short = max(min(width, height), 1)
+        if max(width, height) > MAX_ASPECT * short:
+            # Only the centre survives CLIP's crop anyway: cut an extreme strip
+            # to MAX_ASPECT first, keeping the resize proportional.
+            keep = short * MAX_ASPECT
+            if width > height:
+                image = image.crop(((width - keep) // 2, 0, (width - keep) // 2 + keep, height))
+            else:
+                image = image.crop((0, (height - keep) // 2, width, (height - keep) // 2 + keep))
         if image.size != self.resized_size(*image.size):
             image = image.resize(self.resized_size(*image.size), resample=self.resample)
         crop_h, crop_w = self.crop

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from catalog.errors import FileRejected
 from catalog.models import Media, VideoFrame
+from catalog.storage_keys import delete_files_on_commit
 from media_pipeline.duplicates import link_near_duplicate
 from media_pipeline.embedder import get_embedder
 from media_pipeline.images import load_image
@@ -44,18 +45,27 @@ class Outcome:
 
 def claim(media_id: int, token: str) -> Media | None:
     """Take the `processing` claim, or None when the item is not ours to process:
-    gone, done, failed, or held by another task."""
-    claimable = Q(status=Media.Status.PENDING) | Q(status=Media.Status.PROCESSING, claim_token=token)
-    taken = Media.objects.filter(claimable, pk=media_id).update(
+    gone, done, failed, or held by another task. The same task delivered again
+    (its worker was lost) may take it again, up to MEDIA_MAX_ATTEMPTS claims:
+    an item that kills its worker every time is failed, not retried forever."""
+    redelivered = Q(status=Media.Status.PROCESSING, claim_token=token, attempts__lt=settings.MEDIA_MAX_ATTEMPTS)
+    taken = Media.objects.filter(Q(status=Media.Status.PENDING) | redelivered, pk=media_id).update(
         status=Media.Status.PROCESSING,
         claim_token=token,
         processing_started_at=timezone.now(),
         attempts=F("attempts") + 1,
         error="",
     )
-    if not taken:
-        return None
-    return Media.objects.select_related("tenant", "product").get(pk=media_id)
+    if taken:
+        return Media.objects.select_related("tenant", "product").get(pk=media_id)
+    attempts = (
+        Media.objects.filter(pk=media_id, status=Media.Status.PROCESSING, claim_token=token)
+        .values_list("attempts", flat=True)
+        .first()
+    )
+    if attempts is not None:
+        fail(media_id, token, f"Gave up after {attempts} attempts: the worker processing it stopped each time.")
+    return None
 
 
 def _release(media_id: int, token: str, **fields) -> bool:
@@ -67,9 +77,18 @@ def _release(media_id: int, token: str, **fields) -> bool:
     )
 
 
+@transaction.atomic
 def fail(media_id: int, token: str, reason: str) -> bool:
+    """Mark the item failed with `reason`; vectors and frames of an earlier run
+    go too, so a failed item is not found by search."""
     logger.info("media %s failed: %s", media_id, reason)
-    return _release(media_id, token, status=Media.Status.FAILED, error=reason[:2000])
+    if not _release(media_id, token, status=Media.Status.FAILED, error=reason[:2000]):
+        return False
+    frames = VideoFrame.objects.filter(media_id=media_id)
+    delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
+    frames.delete()
+    Embedding.objects.filter(media_id=media_id).delete()
+    return True
 
 
 def process_media(media_id: int, token: str) -> Outcome:
@@ -143,6 +162,7 @@ def _process_video(media: Media):
             file,
             sample_seconds=settings.VIDEO_SAMPLE_SECONDS,
             max_frames=settings.VIDEO_MAX_FRAMES,
+            max_seconds=settings.MAX_VIDEO_SECONDS,
             output_size=embedder.preprocess.resized_size,
         )
     vectors = embedder.embed_images([frame.image for frame in sampled.frames])
@@ -175,7 +195,9 @@ def _store_video(
     with transaction.atomic():
         if not _still_claimed(media.pk, token):
             return False
-        VideoFrame.objects.filter(media=media).delete()  # their embeddings go by cascade
+        previous = VideoFrame.objects.filter(media=media)
+        delete_files_on_commit(set(previous.values_list("thumbnail_key", flat=True)) - set(thumbnail_keys))
+        previous.delete()  # their embeddings go by cascade
         Embedding.objects.filter(media=media).delete()
         frames = VideoFrame.objects.bulk_create(
             VideoFrame(

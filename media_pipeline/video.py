@@ -72,6 +72,7 @@ def sample_video(
     *,
     sample_seconds: float,
     max_frames: int,
+    max_seconds: float,
     output_size: Callable[[int, int], tuple[int, int]],
 ) -> SampledVideo:
     """Decode `file` and return its kept frames. `output_size(width, height)`
@@ -103,6 +104,9 @@ def sample_video(
                 seconds = _frame_seconds(frame, stream.time_base)
                 seconds = last_seconds if seconds is None else max(seconds, 0.0)
                 last_seconds = seconds
+                if seconds > max_seconds:
+                    # A container that does not state its duration is measured as it plays.
+                    raise FileRejected(f"The video runs past {max_seconds:.0f} s, the limit.", code="video_too_long")
                 signature = _signature(frame)
                 scene_change = previous is not None and _difference(signature, previous) > SCENE_CHANGE_DIFFERENCE
                 previous = signature

@@ -29,6 +29,13 @@ THROUGHPUT_WINDOW = timedelta(minutes=1)
 
 
 class PipelineCollector:
+    def describe(self):
+        # Names only: registering the collector must not touch the database.
+        yield GaugeMetricFamily("stockmind_media", "Media items by status.", labels=["status"])
+        yield GaugeMetricFamily("stockmind_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"])
+        yield HistogramMetricFamily("stockmind_media_processing_seconds", "Time from claim to ready.", labels=[])
+        yield GaugeMetricFamily("stockmind_embeddings_per_second", "Embeddings written per second.")
+
     def collect(self):
         yield from self._media_by_status()
         yield self._queue_depth()

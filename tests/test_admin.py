@@ -112,3 +112,14 @@ def test_near_duplicates_are_listed(staff, tenant):
     assert [m.pk for m in response.context["cl"].result_list] == [copy.pk]
     response = staff.get("/admin/catalog/media/", {"near_duplicate": "original"})
     assert [m.pk for m in response.context["cl"].result_list] == [original.pk]
+
+
+def test_reprocess_works_on_a_filtered_distinct_list(staff, tenant):
+    original = MediaFactory(tenant=tenant, status=Media.Status.FAILED)
+    MediaFactory.create_batch(2, tenant=tenant, duplicate_of=original)
+    response = staff.post(
+        "/admin/catalog/media/?near_duplicate=original", {"action": "reprocess", "_selected_action": [original.pk]}
+    )
+    assert response.status_code == 302
+    original.refresh_from_db()
+    assert original.status == Media.Status.PENDING

@@ -62,3 +62,21 @@ def test_a_ready_item_is_not_processed_again_by_a_stray_task(stored_image):
 
 def test_a_deleted_item_is_skipped(transactional_db, clip):
     assert process_media(987654, "task-a").status == "skipped"
+
+
+def test_an_item_that_keeps_killing_its_worker_is_failed(stored_image, settings):
+    Media.objects.filter(pk=stored_image.pk).update(
+        status=Media.Status.PROCESSING, claim_token="task-a", attempts=settings.MEDIA_MAX_ATTEMPTS
+    )
+    assert claim(stored_image.pk, "task-a") is None  # the same task, delivered once more
+    media = Media.objects.get(pk=stored_image.pk)
+    assert media.status == Media.Status.FAILED and "Gave up after" in media.error
+
+
+def test_a_failed_run_leaves_nothing_searchable(stored_image):
+    from media_pipeline.processing import fail
+
+    assert process_media(stored_image.pk, "task-a").status == "ready"
+    Media.objects.filter(pk=stored_image.pk).update(status=Media.Status.PROCESSING, claim_token="task-b")
+    assert fail(stored_image.pk, "task-b", "The replaced file is corrupt.")
+    assert not Embedding.objects.filter(media=stored_image).exists()

@@ -108,3 +108,10 @@ def test_web_process_preloads_the_model_when_asked(tiny_model):
 
     assert run("1") == "loaded clip-tiny"
     assert run("0").startswith("lazy")
+
+
+def test_an_extreme_strip_is_cut_before_resizing(tiny_model):
+    embedder = ClipEmbedder(str(tiny_model))
+    assert embedder.preprocess.resized_size(12000, 1) == (896, 224)
+    pixels = embedder.preprocess(Image.new("RGB", (12000, 1), "red"))
+    assert pixels.shape == (3, 224, 224)

@@ -171,3 +171,18 @@ def test_near_duplicate_images_are_linked(worker, api):
     assert settled[second].duplicate_of_id == first
     assert settled[second].duplicate_similarity >= 0.95
     assert Media.objects.get(pk=first).duplicate_of_id is None
+
+
+def test_a_video_without_a_stated_length_is_stopped_at_the_limit():
+    from catalog.errors import FileRejected
+    from media_pipeline.video import sample_video
+
+    with pytest.raises(FileRejected) as refused:
+        sample_video(
+            io.BytesIO(media_files.video_bytes(seconds=3)),
+            sample_seconds=1,
+            max_frames=300,
+            max_seconds=1,
+            output_size=lambda w, h: (w, h),
+        )
+    assert refused.value.code == "video_too_long"

@@ -315,3 +315,20 @@ def test_a_message_with_several_records_and_encoded_keys():
     via_sns = parse_message(json.dumps({"Type": "Notification", "Message": json.dumps({"Records": [record]})}))
     assert via_sns == events[:1]
     assert newer("0A1C", "0A1B") and not newer("0A1B", "0A1C") and newer("00FF", "FE")
+
+
+@pytest.mark.django_db
+def test_the_apps_own_writes_to_the_bucket_are_not_taken_as_uploads(api, tenant, bridge, queue_url):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    ProductFactory(tenant=tenant, sku="SNK-1")
+    for product in ("SNK-1", None):
+        payload = {"file": SimpleUploadedFile("shoe.jpg", jpeg_bytes(seed=3 if product else 4))}
+        if product:
+            payload["product"] = product
+        assert api.post("/api/v1/media/", payload, format="multipart").status_code == 202
+    put("clients/acme/products/SNK-1/media/video/abc-clip.frames/00001.jpg", jpeg_bytes())  # a thumbnail
+    before = {m.pk: (m.sha256, m.status) for m in Media.objects.all()}
+    drain(bridge)
+    assert {m.pk: (m.sha256, m.status) for m in Media.objects.all()} == before
+    assert not RejectedS3Event.objects.exists() and queue_depth(queue_url) == 0

@@ -57,3 +57,13 @@ def test_create_api_key_with_read_scope(client):
 def test_create_api_key_for_unknown_tenant_fails():
     with pytest.raises(CommandError, match="No tenant"):
         run("create_api_key", "nobody")
+
+
+def test_slugs_keep_to_the_object_key_layout():
+    from django.db import IntegrityError, transaction
+
+    for bad in ("my_shop", "Shop", "shop!"):
+        with pytest.raises(CommandError, match="not a valid slug"):
+            run("create_tenant", bad)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Tenant.objects.create(slug="Upper_Case", name="x")
