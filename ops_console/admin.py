@@ -1,0 +1,104 @@
+"""The operators' lists: what is stuck, and what failed and why."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from catalog.models import Media
+from media_pipeline.lifecycle import back_to_pending
+from media_pipeline.processing import fail
+from media_pipeline.sweeper import stuck_media
+from ops_console.models import FailedMedia, StuckMedia
+
+# Reasons are grouped by their first line, cut to this length: messages that
+# differ only in a file name or a number further on fall in one group.
+REASON_PREFIX = 120
+
+
+class ReadOnlyMediaAdmin(admin.ModelAdmin):
+    list_select_related = ["tenant", "product"]
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(StuckMedia)
+class StuckMediaAdmin(ReadOnlyMediaAdmin):
+    list_display = ["id", "tenant", "product", "kind", "stuck_for", "attempts", "processing_started_at"]
+    list_filter = ["tenant", "kind"]
+    actions = ["requeue", "mark_failed"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
+        return stuck_media(timezone.now()).select_related("tenant", "product")
+
+    def get_ordering(self, request: HttpRequest):
+        return ["processing_started_at", "pk"]  # oldest first
+
+    @admin.display(description="stuck for")
+    def stuck_for(self, media: Media) -> str:
+        minutes = int((timezone.now() - media.processing_started_at).total_seconds() // 60)
+        return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+    @admin.action(description="Requeue selected stuck media")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+        ids = back_to_pending(Media.objects.filter(pk__in=queryset.values("pk"), status=Media.Status.PROCESSING))
+        self.message_user(request, f"Requeued {len(ids)} stuck media.")
+
+    @admin.action(description="Mark selected stuck media as failed")
+    def mark_failed(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+        reason = f"Marked failed by {request.user.get_username()} after being stuck."
+        rows = queryset.values_list("pk", "claim_token")
+        count = sum(fail(pk, token, reason) for pk, token in rows)
+        self.message_user(request, f"Marked {count} stuck media as failed.")
+
+
+class FailureReasonFilter(admin.SimpleListFilter):
+    title = "reason"
+    parameter_name = "reason"
+
+    def lookups(self, request, model_admin):
+        from django.db.models.functions import Left
+
+        rows = (
+            Media.objects.filter(status=Media.Status.FAILED)
+            .annotate(reason=Left("error", REASON_PREFIX))
+            .values("reason")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "reason")[:50]
+        )
+        return [(row["reason"], f"{row['reason'] or '(no reason)'} ({row['n']})") for row in rows]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(error__startswith=self.value())
+
+
+@admin.register(FailedMedia)
+class FailedMediaAdmin(ReadOnlyMediaAdmin):
+    list_display = ["id", "tenant", "product", "kind", "error", "attempts", "processed_at"]
+    list_filter = [FailureReasonFilter, "tenant", "kind"]
+    search_fields = ["error", "original_filename", "product__sku"]
+    actions = ["reprocess"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
+        return super().get_queryset(request).filter(status=Media.Status.FAILED)
+
+    def get_ordering(self, request: HttpRequest):
+        return ["-processed_at", "-pk"]
+
+    @admin.action(description="Reprocess selected failed media (select all to take every item of the reason)")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+        ids = back_to_pending(Media.objects.filter(pk__in=queryset.values("pk"), status=Media.Status.FAILED))
+        self.message_user(request, f"Queued {len(ids)} failed media for processing again.")
