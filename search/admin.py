@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from search.models import Embedding, Thresholds
+from search.models import Embedding, ThresholdChange, Thresholds
+from search.thresholds import save_thresholds
 
 
 @admin.register(Embedding)
@@ -20,6 +21,18 @@ class EmbeddingAdmin(admin.ModelAdmin):
         return False
 
 
+class ThresholdChangeInline(admin.TabularInline):
+    model = ThresholdChange
+    fields = ["changed_at", "changed_by", "field", "old_value", "new_value"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "change history"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Thresholds)
 class ThresholdsAdmin(admin.ModelAdmin):
     list_display = [
@@ -36,6 +49,7 @@ class ThresholdsAdmin(admin.ModelAdmin):
     search_fields = ["tenant__slug"]
     readonly_fields = ["updated_at", "updated_by"]
 
+    inlines = [ThresholdChangeInline]
+
     def save_model(self, request, obj: Thresholds, form, change: bool) -> None:
-        obj.updated_by = request.user
-        super().save_model(request, obj, form, change)
+        save_thresholds(obj, request.user)

@@ -109,3 +109,22 @@ class Thresholds(models.Model):
     def for_tenant(cls, tenant: Tenant) -> Thresholds:
         thresholds, _ = cls.objects.get_or_create(tenant=tenant)
         return thresholds
+
+
+class ThresholdChange(models.Model):
+    """One edit of one threshold: who, when, from what to what."""
+
+    thresholds = models.ForeignKey(Thresholds, on_delete=models.CASCADE, related_name="changes")
+    field = models.CharField(max_length=50)
+    old_value = models.CharField(max_length=50)
+    new_value = models.CharField(max_length=50)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.thresholds.tenant.slug}.{self.field}: {self.old_value} -> {self.new_value}"

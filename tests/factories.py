@@ -4,7 +4,7 @@ from factory.django import DjangoModelFactory
 
 from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
 from media_pipeline.models import RejectedS3Event
-from search.models import EMBEDDING_DIMENSIONS, Embedding, Thresholds
+from search.models import EMBEDDING_DIMENSIONS, Embedding, ThresholdChange, Thresholds
 
 
 class TenantFactory(DjangoModelFactory):
@@ -106,3 +106,13 @@ class RejectedS3EventFactory(DjangoModelFactory):
     tenant_slug = "nobody"
     event_name = "ObjectCreated:Put"
     reason = "No tenant 'nobody'."
+
+
+class ThresholdChangeFactory(DjangoModelFactory):
+    class Meta:
+        model = ThresholdChange
+
+    thresholds = factory.SubFactory(ThresholdsFactory)
+    field = "min_similarity"
+    old_value = "0.2"
+    new_value = "0.3"

@@ -123,3 +123,27 @@ def test_reprocess_works_on_a_filtered_distinct_list(staff, tenant):
     assert response.status_code == 302
     original.refresh_from_db()
     assert original.status == Media.Status.PENDING
+
+
+def test_threshold_changes_are_recorded_with_who_and_what(staff, tenant):
+    from search.models import ThresholdChange
+
+    thresholds = ThresholdsFactory(tenant=tenant)
+    form = {
+        "tenant": tenant.pk,
+        "min_similarity": 0.35,
+        "near_duplicate_similarity": 0.95,
+        "auto_assign_confidence": 0.9,
+        "stuck_after_minutes": 15,
+        "hnsw_ef_search": 100,
+        "changes-TOTAL_FORMS": 0,
+        "changes-INITIAL_FORMS": 0,
+    }
+    response = staff.post(f"/admin/search/thresholds/{thresholds.pk}/change/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    changes = {c.field: (c.old_value, c.new_value, c.changed_by.username) for c in ThresholdChange.objects.all()}
+    assert changes == {"min_similarity": ("0.2", "0.35", "ops"), "stuck_after_minutes": ("30", "15", "ops")}
+    thresholds.refresh_from_db()
+    assert thresholds.min_similarity == 0.35 and thresholds.updated_by.username == "ops"
+    page = staff.get(f"/admin/search/thresholds/{thresholds.pk}/change/").content.decode()
+    assert "change history" in page.lower() and "0.35" in page
