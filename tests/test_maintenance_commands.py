@@ -1,0 +1,87 @@
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from catalog.models import Media
+from tests.factories import MediaFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def failed(tenant, reason: str, minutes_ago: int = 0) -> Media:
+    return MediaFactory(
+        tenant=tenant,
+        status=Media.Status.FAILED,
+        error=reason,
+        processed_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
+
+
+def stuck(tenant, attempts: int = 1) -> Media:
+    return MediaFactory(
+        tenant=tenant,
+        status=Media.Status.PROCESSING,
+        claim_token="lost",
+        attempts=attempts,
+        processing_started_at=timezone.now() - timedelta(hours=2),
+    )
+
+
+def statuses(*items) -> list[str]:
+    return [Media.objects.get(pk=m.pk).status for m in items]
+
+
+def test_reprocess_failed_with_filters_and_dry_run(tenant, other_tenant, broker):
+    old_corrupt = failed(tenant, "The image is truncated or corrupt.", minutes_ago=120)
+    new_corrupt = failed(tenant, "The image is truncated or corrupt.", minutes_ago=1)
+    missing = failed(tenant, "The stored file is missing.", minutes_ago=120)
+    theirs = failed(other_tenant, "The image is truncated or corrupt.", minutes_ago=120)
+
+    out = run("reprocess_failed", "--tenant", "acme", "--error-contains", "corrupt", "--older-than", "60", "--dry-run")
+    assert "Would requeue 1" in out
+    assert statuses(old_corrupt, new_corrupt, missing, theirs) == ["failed"] * 4
+
+    out = run("reprocess_failed", "--tenant", "acme", "--error-contains", "corrupt", "--older-than", "60")
+    assert "Requeued 1" in out
+    assert statuses(old_corrupt, new_corrupt, missing, theirs) == ["pending", "failed", "failed", "failed"]
+
+
+def test_reprocess_failed_goes_in_batches_with_progress(tenant, broker):
+    items = [failed(tenant, "boom") for _ in range(5)]
+    out = run("reprocess_failed", "--batch-size", "2")
+    assert "  2/5" in out and "  4/5" in out and "  5/5" in out
+    assert set(statuses(*items)) == {"pending"}
+    assert "Requeued 0" in run("reprocess_failed")  # idempotent
+
+
+def test_requeue_stuck(tenant, other_tenant, broker):
+    mine, spent, theirs = stuck(tenant), stuck(tenant, attempts=settings.MEDIA_MAX_ATTEMPTS), stuck(other_tenant)
+    assert "2 media are stuck" in run("requeue_stuck", "--tenant", "acme", "--dry-run")
+    out = run("requeue_stuck", "--tenant", "acme")
+    assert "Requeued 1, failed 1" in out
+    assert statuses(mine, spent, theirs) == ["pending", "failed", "processing"]
+
+
+def test_pipeline_status(tenant, other_tenant, broker):
+    failed(tenant, "The image is truncated or corrupt.")
+    failed(tenant, "The image is truncated or corrupt.")
+    stuck(tenant)
+    MediaFactory(tenant=other_tenant, status=Media.Status.READY)
+    out = run("pipeline_status", "--tenant", "acme")
+    assert "failed             2" in out and "ready              0" in out and "stuck              1" in out
+    assert "2  The image is truncated or corrupt." in out and "Queue depth: media 0" in out
+
+
+def test_unknown_tenant_is_an_error():
+    with pytest.raises(CommandError, match="No tenant"):
+        run("reprocess_failed", "--tenant", "nobody")
