@@ -113,3 +113,36 @@ def test_reindex_and_rebuild_with_other_parameters(transactional_db):
 def test_reindex_refuses_bad_parameters():
     with pytest.raises(CommandError, match="pgvector's limits"):
         run("reindex", "--rebuild", "--m", "1")
+
+
+def test_cleanup_orphans(tenant, other_tenant, media_storage):
+    import os
+    import time
+
+    def store(key: str, age_hours: float = 2) -> None:
+        path = media_storage / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        then = time.time() - age_hours * 3600
+        os.utime(path, (then, then))
+
+    kept = MediaFactory(tenant=tenant, storage_key="clients/acme/products/A/media/image/kept.jpg")
+    store(kept.storage_key)
+    gone = MediaFactory(tenant=tenant, storage_key="clients/acme/products/A/media/image/gone.jpg")
+    store("clients/acme/products/A/media/image/orphan.jpg")
+    store("clients/acme/products/A/media/image/just-uploaded.jpg", age_hours=0)
+    store("clients/globex/products/B/media/image/orphan.jpg")
+
+    out = run("cleanup_orphans", "--tenant", "acme", "--dry-run")
+    assert "Orphan files: 1 would delete" in out and "Media whose file is gone: 1 would be failed" in out
+    assert (media_storage / "clients/acme/products/A/media/image/orphan.jpg").exists()
+
+    out = run("cleanup_orphans", "--tenant", "acme")
+    assert "Orphan files: 1 deleted" in out
+    assert not (media_storage / "clients/acme/products/A/media/image/orphan.jpg").exists()
+    assert (media_storage / "clients/acme/products/A/media/image/just-uploaded.jpg").exists()
+    assert (media_storage / "clients/globex/products/B/media/image/orphan.jpg").exists()  # another tenant
+    assert (media_storage / kept.storage_key).exists()
+    assert statuses(kept, gone) == ["pending", "failed"]
+    assert Media.objects.get(pk=gone.pk).error == "The stored file is missing."
+    assert "Orphan files: 0" in run("cleanup_orphans", "--tenant", "acme")  # idempotent
