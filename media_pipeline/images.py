@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from catalog.errors import FileRejected
+from media_pipeline.probe import pillow_rejections
 
 # JPEGs are decoded at a reduced DCT scale while their short side stays at
 # least this long: twice CLIP's 224 px, so the final bicubic resize still has
@@ -45,26 +44,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_image(file: IO[bytes], min_side: int = DRAFT_MIN_SIDE) -> tuple[Image.Image, tuple[int, int]]:
     """(RGB image ready for CLIP, (width, height) of the upright original).
     The first frame of an animated GIF or WebP. Raises FileRejected."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(file)
-            image.seek(0)
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-            if orientation in (5, 6, 7, 8):  # rotated a quarter turn: sides swap
-                width, height = height, width
-            _draft(image, min_side)
-            image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return to_rgb(image), (width, height)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise FileRejected(
-                f"The image has too many pixels to decode safely ({exc}).", code="image_too_large"
-            ) from exc
-        except UnidentifiedImageError as exc:
-            raise FileRejected("The file is not an image Pillow can read.", code="corrupt_file") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise FileRejected(f"The image is truncated or corrupt ({exc}).", code="corrupt_file") from exc
+    with pillow_rejections():
+        image = Image.open(file)
+        image.seek(0)
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):  # rotated a quarter turn: sides swap
+            width, height = height, width
+        _draft(image, min_side)
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        return to_rgb(image), (width, height)

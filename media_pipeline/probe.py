@@ -9,6 +9,8 @@ client sees (API.md): `unsupported_media_type`, `file_too_large`,
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
@@ -103,6 +105,25 @@ def probe(file: IO[bytes], size: int, *, max_bytes: int | None = None, images_on
     return _probe_video(file, file_type)
 
 
+@contextmanager
+def pillow_rejections() -> Iterator[None]:
+    """Pillow's failures as FileRejected with the API's codes. Its
+    decompression-bomb warning is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            reason = f"The image has too many pixels to decode safely ({exc})."
+            raise FileRejected(reason, code="image_too_large") from exc
+        except UnidentifiedImageError as exc:
+            raise FileRejected("The file is not an image Pillow can read.", code="corrupt_file") from exc
+        except FileNotFoundError:
+            raise  # the stored file is gone: not the content's fault
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise FileRejected(f"The image is truncated or corrupt ({exc}).", code="corrupt_file") from exc
+
+
 def _check_pixels(width: int, height: int) -> None:
     max_side, max_pixels = settings.MAX_IMAGE_SIDE, settings.MAX_IMAGE_PIXELS
     if width > max_side or height > max_side or width * height > max_pixels:
@@ -116,30 +137,19 @@ def _check_pixels(width: int, height: int) -> None:
 
 def _probe_image(file: IO[bytes], file_type: FileType) -> Probe:
     file.seek(0)
-    with warnings.catch_warnings():
-        # Pillow's decompression-bomb guard: its warning becomes an error here.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(file) as image:
-                if image.format != PIL_FORMATS[file_type]:
-                    raise FileRejected("The file's content does not match its image type.", code="corrupt_file")
-                width, height = image.size
-                # The header alone decides the pixel limit, before any decoding.
-                _check_pixels(width, height)
-                # Decode everything (at 1/8 scale for JPEG: the draft mode reads
-                # every byte, so truncation is caught, at a fraction of the cost).
-                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise FileRejected(
-                f"The image has too many pixels to decode safely ({exc}).", code="image_too_large"
-            ) from exc
-        except UnidentifiedImageError as exc:
-            raise FileRejected("The image cannot be decoded.", code="corrupt_file") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise FileRejected(f"The image is truncated or corrupt ({exc}).", code="corrupt_file") from exc
-        finally:
-            file.seek(0)
+    try:
+        with pillow_rejections(), Image.open(file) as image:
+            if image.format != PIL_FORMATS[file_type]:
+                raise FileRejected("The file's content does not match its image type.", code="corrupt_file")
+            width, height = image.size
+            # The header alone decides the pixel limit, before any decoding.
+            _check_pixels(width, height)
+            # Decode everything (at 1/8 scale for JPEG: the draft mode reads
+            # every byte, so truncation is caught, at a fraction of the cost).
+            image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    finally:
+        file.seek(0)
     return Probe(file_type, width, height)
 
 
