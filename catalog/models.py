@@ -159,12 +159,6 @@ class Product(TenantOwned):
         return f"{self.sku} — {self.title}"
 
 
-class MediaQuerySet(models.QuerySet["Media"]):
-    def stuck(self, now: datetime, after: timedelta) -> MediaQuerySet:
-        """`processing` rows whose claim is older than `after`."""
-        return self.filter(status=Media.Status.PROCESSING, processing_started_at__lt=now - after)
-
-
 class Media(TenantOwned):
     class Kind(models.TextChoices):
         IMAGE = "image"
@@ -212,8 +206,6 @@ class Media(TenantOwned):
     s3_etag = models.CharField(max_length=100, blank=True, default="")
     s3_sequencer = models.CharField(max_length=64, blank=True, default="")
 
-    objects = MediaQuerySet.as_manager()
-
     class Meta:
         verbose_name_plural = "media"
         ordering = ["-created_at", "-id"]
@@ -234,12 +226,6 @@ class Media(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
-
-    @property
-    def can_reprocess(self) -> bool:
-        """Anything but a live claim: a worker holds `processing` rows until the
-        stuck sweeper releases them."""
-        return self.status != self.Status.PROCESSING
 
 
 class VideoFrame(TenantOwned):

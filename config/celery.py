@@ -11,6 +11,27 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def worker_argv(queues: list[str], loglevel: str = "INFO") -> list[str]:
+    """The command line of one worker process as the demo and the tests start it
+    (Procfile.dev says the same): one process, torch uses the cores."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "--queues",
+        ",".join(queues),
+        "--concurrency",
+        "1",
+        "--loglevel",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
 @worker_init.connect
 def check_clip_model(**kwargs) -> None:
     """A worker whose model cannot be loaded, or does not fit the vector column,

@@ -4,7 +4,6 @@ the next worker, not lost; a worker whose model does not fit refuses to start.""
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from catalog.models import Media, VideoFrame
+from config.celery import worker_argv
 from media_pipeline.queue import enqueue_processing
 from search.models import Embedding
 from tests.conftest import wait_for, wait_until_settled
@@ -38,22 +38,7 @@ def worker_env(media_root: Path, clip_model: str, **extra) -> dict:
 
 def start_worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            "media",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        worker_argv(["media"]),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -2,7 +2,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.db.models import Count
 
 from catalog.demo import DEMO_TENANT, load_sample_catalog
 from catalog.models import ApiKey, Media, Tenant, VideoFrame
+from config.celery import worker_argv
 from search.models import Thresholds
 
 ADMIN_USERNAME = "admin"
@@ -78,22 +78,7 @@ class Command(BaseCommand):
         earlier = [result.media.pk for result in results if not result.created]
         requeue(Media.objects.filter(pk__in=earlier).exclude(status=Media.Status.READY))
         worker = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--queues",
-                f"{settings.QUEUE_MEDIA},{settings.QUEUE_MAINTENANCE}",
-                "--concurrency",
-                "1",
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            worker_argv([settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE], loglevel="WARNING"),
             env=os.environ.copy(),
             start_new_session=True,
         )
