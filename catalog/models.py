@@ -222,6 +222,13 @@ class Media(TenantOwned):
             models.Index(fields=["tenant", "status"], name="media_tenant_status"),
             models.Index(fields=["tenant", "sha256"], name="media_tenant_sha256"),
             models.Index(fields=["status", "processing_started_at"], name="media_status_started"),
+            # The dashboard's last 24 hours (throughput, processing times) read
+            # from this index alone.
+            models.Index(
+                fields=["processed_at"],
+                include=["status", "tenant", "processing_started_at"],
+                name="media_processed_at",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -29,6 +29,7 @@ from media_pipeline.probe import probe
 from media_pipeline.storage import open_local, save_overwriting
 from media_pipeline.video import SampledVideo, sample_video
 from search.models import Embedding
+from search.recognizer import predict_media
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,17 @@ def process_media(media_id: int, token: str) -> Outcome:
     media.refresh_from_db()
     if media.kind == Media.Kind.IMAGE:
         link_near_duplicate(media)
+    _predict_product(media)
     return Outcome(media_id, "ready")
+
+
+def _predict_product(media: Media) -> None:
+    try:
+        predict_media(media)
+    except Exception:
+        # The item is ready and stays so; without a prediction it is simply
+        # unassigned until the recognizer's next run over unassigned media.
+        logger.exception("recognizer prediction for media %s failed", media.pk)
 
 
 def _validate(media: Media, file) -> None:
@@ -137,11 +148,15 @@ def _process_image(media: Media):
 
     def store(token: str) -> bool:
         with transaction.atomic():
-            if not _still_claimed(media.pk, token):
+            if not _lock_claim(media, token):
                 return False
             Embedding.objects.filter(media=media).delete()
             Embedding.objects.create(
-                tenant=media.tenant, media=media, product=media.product, model_name=embedder.model_name, vector=vector
+                tenant=media.tenant,
+                media=media,
+                product_id=media.product_id,
+                model_name=embedder.model_name,
+                vector=vector,
             )
             return _release(media.pk, token, status=Media.Status.READY, width=width, height=height)
 
@@ -193,7 +208,7 @@ def _store_video(
     media: Media, token: str, sampled: SampledVideo, vectors: np.ndarray, thumbnail_keys: list[str], model_name: str
 ) -> bool:
     with transaction.atomic():
-        if not _still_claimed(media.pk, token):
+        if not _lock_claim(media, token):
             return False
         previous = VideoFrame.objects.filter(media=media)
         delete_files_on_commit(set(previous.values_list("thumbnail_key", flat=True)) - set(thumbnail_keys))
@@ -215,7 +230,7 @@ def _store_video(
                 tenant=media.tenant,
                 media=media,
                 frame=frame,
-                product=media.product,
+                product_id=media.product_id,
                 model_name=model_name,
                 vector=vector,
             )
@@ -232,9 +247,14 @@ def _store_video(
         )
 
 
-def _still_claimed(media_id: int, token: str) -> bool:
-    return (
+def _lock_claim(media: Media, token: str) -> bool:
+    """Lock the row if `token` still holds its claim, and refresh its product:
+    the recognizer or an operator may have assigned one while it was processed."""
+    rows = list(
         Media.objects.select_for_update()
-        .filter(pk=media_id, status=Media.Status.PROCESSING, claim_token=token)
-        .exists()
+        .filter(pk=media.pk, status=Media.Status.PROCESSING, claim_token=token)
+        .values_list("product_id", flat=True)
     )
+    if rows:
+        media.product_id = rows[0]
+    return bool(rows)

@@ -1,10 +1,10 @@
-"""Handing media to the workers. Always after commit: a worker must find the
+"""Handing work to the workers. Always after commit: a worker must find the
 row it is told about, and a rolled-back row must not be processed."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import transaction
@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 PROCESS_MEDIA_TASK = "media_pipeline.process_media"
 SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
+TRAIN_RECOGNIZER_TASK = "search.train_recognizer"
+PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
 
 
 def send_processing(media_ids: Iterable[int]) -> None:
@@ -32,3 +34,21 @@ def enqueue_processing(media_ids: Iterable[int]) -> None:
         # robust: a broker outage must not turn a stored upload into a 500; the
         # row stays `pending` and the sweeper enqueues it again.
         transaction.on_commit(lambda: send_processing(ids), robust=True)
+
+
+def enqueue_maintenance(task_name: str, *args: int, on_error: Callable[[Exception], None] | None = None) -> None:
+    """Send a maintenance task (training, predictions) once the current
+    transaction commits. A broker that refuses it is reported to `on_error`,
+    which records it where the operator looks, or raised."""
+    from config.celery import app
+    from media_pipeline.errors import TRANSIENT_ERRORS
+
+    def send() -> None:
+        try:
+            app.send_task(task_name, args=list(args), queue=settings.QUEUE_MAINTENANCE)
+        except TRANSIENT_ERRORS as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+
+    transaction.on_commit(send)

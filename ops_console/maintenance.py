@@ -1,12 +1,14 @@
-"""Shared pieces of the maintenance commands: tenant scoping and id-ordered
-batches, so that an interrupted run loses nothing and a rerun carries on."""
+"""Shared pieces of the maintenance commands: tenant scoping, id-ordered
+batches, so that an interrupted run loses nothing and a rerun carries on, and
+the progress bar of long work."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.db.models import QuerySet
+from tqdm import tqdm
 
 from catalog.models import Media, Tenant
 
@@ -39,11 +41,36 @@ def id_batches(queryset: QuerySet[Media], batch_size: int) -> Iterator[list[int]
         last = ids[-1]
 
 
+class _Raw:
+    """A command's stdout as a plain stream: tqdm redraws its line with \r,
+    which OutputWrapper would end with a newline each time."""
+
+    def __init__(self, stdout: OutputWrapper):
+        self.stdout = stdout
+
+    def write(self, text: str) -> None:
+        self.stdout.write(text, ending="")
+
+    def flush(self) -> None:
+        self.stdout.flush()
+
+
+def progress_bar(stdout: OutputWrapper, total: int, description: str, unit: str = "media") -> tqdm:
+    return tqdm(total=total, desc=description, unit=f" {unit}", file=_Raw(stdout), mininterval=0, ncols=100)
+
+
 def run_in_batches(
-    queryset: QuerySet[Media], batch_size: int, work: Callable[[list[int]], int], report: Callable[[str], None]
+    queryset: QuerySet[Media],
+    batch_size: int,
+    work: Callable[[list[int]], int],
+    stdout: OutputWrapper,
+    description: str,
 ) -> int:
-    total, done = queryset.count(), 0
-    for ids in id_batches(queryset, batch_size):
-        done += work(ids)
-        report(f"  {done}/{total}")
+    """`work(ids)` on each batch of `queryset`, with a progress bar; returns
+    the sum of what `work` returned."""
+    done = 0
+    with progress_bar(stdout, queryset.count(), description) as bar:
+        for ids in id_batches(queryset, batch_size):
+            done += work(ids)
+            bar.update(len(ids))
     return done

@@ -1,7 +1,13 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
 from search.models import Embedding, ThresholdChange, Thresholds
-from search.thresholds import save_thresholds
+from search.thresholds import EDITABLE, preview, save_thresholds
 
 
 @admin.register(Embedding)
@@ -50,6 +56,39 @@ class ThresholdsAdmin(admin.ModelAdmin):
     readonly_fields = ["updated_at", "updated_by"]
 
     inlines = [ThresholdChangeInline]
+    change_form_template = "admin/search/thresholds/change_form.html"
+
+    def get_urls(self):
+        preview_view = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [path("<int:pk>/preview/", preview_view, name="search_thresholds_preview"), *super().get_urls()]
 
     def save_model(self, request, obj: Thresholds, form, change: bool) -> None:
-        save_thresholds(obj, request.user)
+        saved = save_thresholds(obj, request.user)
+        if saved.assigned:
+            self.message_user(
+                request, f"{saved.assigned} media of the review list reached the new auto-assign confidence: assigned."
+            )
+
+    def preview_view(self, request: HttpRequest, pk: int):
+        """What the submitted values would do, side by side with the saved
+        ones; saved only when the operator confirms them there."""
+        current = get_object_or_404(Thresholds.objects.select_related("tenant"), pk=pk)
+        if not self.has_change_permission(request, current):
+            raise PermissionDenied
+        form = self.get_form(request, current, change=True)(request.POST, instance=Thresholds.objects.get(pk=pk))
+        if "_confirm" in request.POST and form.is_valid():
+            thresholds = form.save(commit=False)
+            self.save_model(request, thresholds, form, change=True)
+            self.log_change(request, thresholds, self.construct_change_message(request, form, []))
+            self.message_user(request, f"Saved the thresholds of {current.tenant.slug}.")
+            return HttpResponseRedirect(reverse("admin:search_thresholds_change", args=[pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview thresholds of {current.tenant.slug}",
+            "opts": self.model._meta,
+            "original": current,
+            "form": form,
+            "effects": preview(current, form.instance) if form.is_valid() else None,
+            "editable": EDITABLE,
+        }
+        return TemplateResponse(request, "admin/search/thresholds/preview.html", context)

@@ -69,7 +69,7 @@ class Thresholds(models.Model):
     auto_assign_confidence = models.FloatField(
         default=0.9,
         validators=_unit_interval(),
-        help_text="The recognizer assigns a product on its own at or above this confidence.",
+        help_text="The recognizer assigns a product on its own at or above this confidence (1 turns that off).",
     )
     stuck_after_minutes = models.PositiveIntegerField(
         default=30,
@@ -128,3 +128,91 @@ class ThresholdChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.thresholds.tenant.slug}.{self.field}: {self.old_value} -> {self.new_value}"
+
+
+class RecognizerModelQuerySet(models.QuerySet["RecognizerModel"]):
+    def active(self) -> RecognizerModelQuerySet:
+        return self.filter(is_active=True)
+
+
+class RecognizerModel(TenantOwned):
+    """One trained version of a tenant's product recognizer: a linear classifier
+    over the CLIP vectors of media assigned to products, predicting the product
+    of unassigned media. At most one version per tenant is active."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        TRAINING = "training"
+        READY = "ready"
+        FAILED = "failed"
+
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while training.")
+    progress_message = models.CharField(max_length=200, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    is_active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    # The CLIP model whose vectors it was trained on: it can only read those.
+    embedding_model = models.CharField(max_length=200, blank=True, default="")
+    classes = models.PositiveIntegerField(null=True, blank=True)
+    train_samples = models.PositiveIntegerField(null=True, blank=True, help_text="Vectors trained on.")
+    train_media = models.PositiveIntegerField(null=True, blank=True)
+    test_media = models.PositiveIntegerField(null=True, blank=True, help_text="Held-out media evaluated.")
+    top1_accuracy = models.FloatField(null=True, blank=True)
+    top5_accuracy = models.FloatField(null=True, blank=True)
+    training_seconds = models.FloatField(null=True, blank=True)
+    # The classifier itself: an .npz of weights, bias, feature mean and the
+    # product id of each class.
+    parameters = models.BinaryField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RecognizerModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant", "-version"]
+        verbose_name = "recognizer version"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "version"], name="recognizer_version_unique_per_tenant"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=Q(is_active=True), name="recognizer_one_active_per_tenant"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "training", "ready", "failed"]), name="recognizer_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(is_active=False) | Q(status="ready"), name="recognizer_active_is_ready"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug} recognizer v{self.version}"
+
+    @property
+    def can_activate(self) -> bool:
+        return self.status == self.Status.READY and not self.is_active
+
+
+class RecognizerSuggestion(TenantOwned):
+    """The active recognizer's best guesses for an unassigned media item whose
+    confidence stayed below the tenant's auto-assign threshold: it waits for an
+    operator in the review list."""
+
+    media = models.OneToOneField(Media, on_delete=models.CASCADE, related_name="recognizer_suggestion")
+    recognizer = models.ForeignKey(RecognizerModel, on_delete=models.CASCADE, related_name="suggestions")
+    # Best first: [{"product": id, "sku": ..., "title": ..., "confidence": 0.87}, ...]
+    candidates = models.JSONField(default=list)
+    top_confidence = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-top_confidence", "pk"]
+        verbose_name = "media item to review"
+        verbose_name_plural = "review list (recognizer suggestions)"
+        indexes = [models.Index(fields=["tenant", "top_confidence"], name="suggestion_tenant_confidence")]
+
+    def __str__(self) -> str:
+        return f"suggestions for media #{self.media_id}"

@@ -1,12 +1,20 @@
-"""Editing a tenant's thresholds, with every change recorded."""
+"""Editing a tenant's thresholds, with every change recorded, and what a
+proposed value would do before it is saved."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.db import transaction
+from django.utils import timezone
 
-from search.models import ThresholdChange, Thresholds
+from catalog.models import Media
+from search.models import Embedding, ThresholdChange, Thresholds
+from search.query import EXACT_SCAN_MAX_VECTORS
+from search.recognizer import apply_threshold, current_embedding_model, waiting_at
 
 EDITABLE = (
     "min_similarity",
@@ -15,17 +23,29 @@ EDITABLE = (
     "stuck_after_minutes",
     "hnsw_ef_search",
 )
+# The near-duplicate and similarity previews compare every pair among the
+# tenant's newest images, up to this many: 5,000 images are 12.5 million
+# dot products of 512-d vectors, well under a second.
+PREVIEW_MAX_IMAGES = 5_000
+PREVIEW_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class SavedThresholds:
+    changes: list[ThresholdChange]
+    assigned: int  # waiting media the recognizer assigned under a lowered auto-assign threshold
 
 
 @transaction.atomic
-def save_thresholds(thresholds: Thresholds, user: Any | None) -> list[ThresholdChange]:
-    """Save `thresholds` (already validated) and record each value that changed."""
+def save_thresholds(thresholds: Thresholds, user: Any | None) -> SavedThresholds:
+    """Save `thresholds` (already validated) and record each value that changed.
+    A lower auto-assign confidence assigns the review list's items that now reach it."""
     previous = Thresholds.objects.select_for_update().filter(pk=thresholds.pk).first()
     thresholds.updated_by = user if user is not None and user.is_authenticated else None
     thresholds.save()
     if previous is None:
-        return []
-    return ThresholdChange.objects.bulk_create(
+        return SavedThresholds([], 0)
+    changes = ThresholdChange.objects.bulk_create(
         ThresholdChange(
             thresholds=thresholds,
             field=field,
@@ -36,3 +56,108 @@ def save_thresholds(thresholds: Thresholds, user: Any | None) -> list[ThresholdC
         for field in EDITABLE
         if getattr(previous, field) != getattr(thresholds, field)
     )
+    assigned = 0
+    if thresholds.auto_assign_confidence < previous.auto_assign_confidence:
+        assigned = apply_threshold(thresholds.tenant, thresholds.auto_assign_confidence)
+    return SavedThresholds(changes, assigned)
+
+
+# --- previews ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effect:
+    field: str
+    label: str
+    current_value: str
+    proposed_value: str
+    at_current: str
+    at_proposed: str
+
+    @property
+    def changed(self) -> bool:
+        return self.current_value != self.proposed_value
+
+
+def nearest_image_similarities(tenant_id: int, model_name: str, limit: int = PREVIEW_MAX_IMAGES) -> np.ndarray:
+    """For each of the tenant's newest `limit` images, the cosine similarity of
+    its nearest other image (what near-duplicate linking compares)."""
+    rows = (
+        Embedding.objects.filter(
+            tenant_id=tenant_id, model_name=model_name, frame__isnull=True, media__kind=Media.Kind.IMAGE
+        )
+        .order_by("-media_id")
+        .values_list("vector", flat=True)[:limit]
+    )
+    vectors = np.asarray(list(rows), dtype=np.float32).reshape(-1, 512)
+    if len(vectors) < 2:
+        return np.zeros(0, dtype=np.float32)
+    nearest = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), PREVIEW_CHUNK):
+        block = vectors[start : start + PREVIEW_CHUNK] @ vectors.T
+        block[np.arange(len(block)), np.arange(start, start + len(block))] = -np.inf  # not itself
+        nearest[start : start + len(block)] = block.max(axis=1)
+    return nearest
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count} of {total} ({count / total:.0%})" if total else "no images yet"
+
+
+def preview(current: Thresholds, proposed: Thresholds, now: datetime | None = None) -> list[Effect]:
+    """What the current and the proposed values of a tenant's thresholds do
+    with its data as it is now."""
+    now = now or timezone.now()
+    tenant = current.tenant
+    nearest = nearest_image_similarities(tenant.pk, current_embedding_model())
+    sampled = f" (its newest {PREVIEW_MAX_IMAGES})" if len(nearest) == PREVIEW_MAX_IMAGES else ""
+
+    def duplicates(value: float) -> str:
+        return f"{_share(int((nearest >= value).sum()), len(nearest))} images have a near-duplicate{sampled}"
+
+    def similar(value: float) -> str:
+        return (
+            f"'More like this' finds at least one other image for "
+            f"{_share(int((nearest >= value).sum()), len(nearest))} images{sampled}"
+        )
+
+    waiting = waiting_at(tenant, 0.0)  # every item in the review list
+
+    def assignments(value: float) -> str:
+        return f"{waiting_at(tenant, value)} of the {waiting} media in the review list reach it"
+
+    processing = Media.objects.filter(tenant=tenant, status=Media.Status.PROCESSING)
+
+    def stuck(value: int) -> str:
+        count = processing.filter(processing_started_at__lt=now - timedelta(minutes=value)).count()
+        return f"{count} media count as stuck"
+
+    vectors = Embedding.objects.filter(tenant=tenant, model_name=current_embedding_model()).count()
+
+    def ef_search(value: int) -> str:
+        if vectors <= EXACT_SCAN_MAX_VECTORS:
+            return f"no effect: {vectors} vectors are searched exactly (up to {EXACT_SCAN_MAX_VECTORS})"
+        return f"index scans weigh at least {value} candidates among {vectors} vectors"
+
+    described = {
+        "min_similarity": similar,
+        "near_duplicate_similarity": duplicates,
+        "auto_assign_confidence": assignments,
+        "stuck_after_minutes": stuck,
+        "hnsw_ef_search": ef_search,
+    }
+    effects = []
+    for field in EDITABLE:
+        old, new = getattr(current, field), getattr(proposed, field)
+        describe = described[field]
+        effects.append(
+            Effect(
+                field=field,
+                label=str(Thresholds._meta.get_field(field).verbose_name),
+                current_value=str(old),
+                proposed_value=str(new),
+                at_current=describe(old),
+                at_proposed=describe(new) if new != old else "(unchanged)",
+            )
+        )
+    return effects

@@ -59,7 +59,7 @@ def test_reprocess_failed_with_filters_and_dry_run(tenant, other_tenant, broker)
 def test_reprocess_failed_goes_in_batches_with_progress(tenant, broker):
     items = [failed(tenant, "boom") for _ in range(5)]
     out = run("reprocess_failed", "--batch-size", "2")
-    assert "  2/5" in out and "  4/5" in out and "  5/5" in out
+    assert "| 2/5 [" in out and "| 4/5 [" in out and "| 5/5 [" in out  # a progress bar moved by batch
     assert set(statuses(*items)) == {"pending"}
     assert "Requeued 0" in run("reprocess_failed")  # idempotent
 

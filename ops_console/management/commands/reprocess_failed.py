@@ -31,5 +31,5 @@ class Command(BaseCommand):
         def requeue(ids: list[int]) -> int:
             return len(back_to_pending(Media.objects.filter(pk__in=ids, status=Media.Status.FAILED)))
 
-        done = run_in_batches(failed, batch_size, requeue, self.stdout.write)
+        done = run_in_batches(failed, batch_size, requeue, self.stdout, "Requeueing failed media")
         self.stdout.write(self.style.SUCCESS(f"Requeued {done} failed media."))

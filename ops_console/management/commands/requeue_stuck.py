@@ -30,5 +30,7 @@ class Command(BaseCommand):
             counts["failed"] += fail_stuck(ids, now)
             return len(ids)
 
-        run_in_batches(Media.objects.filter(pk__in=stuck.values("pk")), batch_size, settle, self.stdout.write)
+        run_in_batches(
+            Media.objects.filter(pk__in=stuck.values("pk")), batch_size, settle, self.stdout, "Settling stuck media"
+        )
         self.stdout.write(self.style.SUCCESS(f"Requeued {counts['requeued']}, failed {counts['failed']}."))
