@@ -183,3 +183,20 @@ def s3_bucket(moto_endpoint, settings, monkeypatch, request):
 
     s3_client().create_bucket(Bucket=bucket)
     return bucket
+
+
+@pytest.fixture
+def queue_url(s3_bucket, settings):
+    """The S3 event queue with its dead-letter queue (`setup_s3_events`), empty."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from catalog.aws import sqs_client
+
+    out = StringIO()
+    call_command("setup_s3_events", "--queue-name", f"{s3_bucket}-events", stdout=out)
+    url = next(line.split("=", 1)[1] for line in out.getvalue().splitlines() if line.startswith("SQS_QUEUE_URL="))
+    sqs_client().purge_queue(QueueUrl=url)  # S3's own test event for the new configuration
+    settings.SQS_QUEUE_URL = url
+    return url

@@ -22,15 +22,6 @@ from tests.media_files import jpeg_bytes
 
 
 @pytest.fixture
-def queue_url(s3_bucket):
-    out = StringIO()
-    call_command("setup_s3_events", "--queue-name", f"{s3_bucket}-events", stdout=out)
-    url = next(line.split("=", 1)[1] for line in out.getvalue().splitlines() if line.startswith("SQS_QUEUE_URL="))
-    sqs_client().purge_queue(QueueUrl=url)  # S3's own test event for the new configuration
-    return url
-
-
-@pytest.fixture
 def bridge(queue_url):
     return Bridge(queue_url, wait_seconds=1, batch_size=10)
 

@@ -197,10 +197,9 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
         url = reverse("admin:search_recognizersuggestion_accept", args=[suggestion.pk])
         return format_html_join(
             " ",
-            '<button type="submit" class="button" formaction="{}" name="product" value="{}">'
-            "Accept {} ({:.0f}%)</button>",
+            '<button type="submit" class="button" formaction="{}" name="product" value="{}">Accept {} ({}%)</button>',
             (
-                (url, candidate["product"], candidate["sku"], candidate["confidence"] * 100)
+                (url, candidate["product"], candidate["sku"], f"{candidate['confidence'] * 100:.0f}")
                 for candidate in suggestion.candidates
             ),
         )
