@@ -95,7 +95,7 @@ def build_tokenizer(directory: Path) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=str(vocab_file), merges=str(merges_file))
 
 
-def build_clip_model(directory: Path, size: str = "tiny") -> Path:
+def build_clip_model(directory: Path, size: str = "tiny", seed: int = SEED) -> Path:
     if size not in SIZES:
         raise ValueError(f"Unknown size '{size}': choose one of {', '.join(SIZES)}.")
     spec = SIZES[size]
@@ -119,7 +119,7 @@ def build_clip_model(directory: Path, size: str = "tiny") -> Path:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     model = CLIPModel(config).eval()
     model.save_pretrained(directory)
     # CLIP's published preprocessing: bicubic resize of the short side to 224,

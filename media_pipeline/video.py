@@ -134,14 +134,48 @@ def sample_video(
     return result
 
 
-def _keep(frame, index: int, seconds: float, output_size, result: SampledVideo) -> SampledFrame:
-    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+def _rotation(frame) -> int:
+    return int(getattr(frame, "rotation", 0) or 0) % 360
+
+
+def _upright(frame, output_size) -> Image.Image:
     width, height = output_size(frame.width, frame.height)
     image = frame.to_image(width=width, height=height, interpolation="BICUBIC")
-    if rotation:
+    if _rotation(frame):
         # frame.rotation is the counter-clockwise turn that makes the frame upright.
-        image = image.rotate(rotation, expand=True)
+        image = image.rotate(_rotation(frame), expand=True)
+    return image
+
+
+def _keep(frame, index: int, seconds: float, output_size, result: SampledVideo) -> SampledFrame:
     if not result.width:
-        upright_swapped = rotation in (90, 270)
+        upright_swapped = _rotation(frame) in (90, 270)
         result.width, result.height = (frame.height, frame.width) if upright_swapped else (frame.width, frame.height)
-    return SampledFrame(index, round(seconds * 1000), bool(frame.key_frame), image)
+    return SampledFrame(index, round(seconds * 1000), bool(frame.key_frame), _upright(frame, output_size))
+
+
+def frames_at(
+    file: IO[bytes], timestamps_ms: list[int], output_size: Callable[[int, int], tuple[int, int]]
+) -> dict[int, Image.Image]:
+    """The frames that `sample_video` kept at `timestamps_ms`, decoded again
+    (upright, scaled by `output_size`): for each timestamp, the first frame
+    at or after it. Timestamps past the end are missing from the result."""
+    import av
+
+    wanted = sorted(set(timestamps_ms))
+    found: dict[int, Image.Image] = {}
+    try:
+        with av.open(file, mode="r") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            last_seconds = 0.0
+            for frame in container.decode(stream):
+                seconds = _frame_seconds(frame, stream.time_base)
+                last_seconds = last_seconds if seconds is None else max(seconds, 0.0)
+                while wanted and round(last_seconds * 1000) >= wanted[0]:
+                    found[wanted.pop(0)] = _upright(frame, output_size)
+                if not wanted:
+                    break
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        raise FileRejected(f"The video cannot be decoded again ({exc}).", code="corrupt_file") from exc
+    return found

@@ -76,6 +76,17 @@ def tiny_model() -> Path:
     return TINY_MODEL_DIR
 
 
+@pytest.fixture(scope="session")
+def other_tiny_model() -> Path:
+    """A second tiny CLIP (other random weights), for moving to another model."""
+    from media_pipeline.clip_builder import build_clip_model
+
+    directory = TINY_MODEL_DIR.parent / "clip-tiny-other"
+    if not (directory / "model.safetensors").exists():
+        build_clip_model(directory, "tiny", seed=1)
+    return directory
+
+
 @pytest.fixture
 def clip(settings, tiny_model):
     settings.CLIP_MODEL = str(tiny_model)

@@ -134,7 +134,7 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
     store("clients/globex/products/B/media/image/orphan.jpg")
 
     out = run("cleanup_orphans", "--tenant", "acme", "--dry-run")
-    assert "Orphan files: 1 would delete" in out and "Media whose file is gone: 1 would be failed" in out
+    assert "Orphan files: 1 would be deleted" in out and "Media whose file is gone: 1 would be failed" in out
     assert (media_storage / "clients/acme/products/A/media/image/orphan.jpg").exists()
 
     out = run("cleanup_orphans", "--tenant", "acme")
@@ -146,3 +146,46 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
     assert statuses(kept, gone) == ["pending", "failed"]
     assert Media.objects.get(pk=gone.pk).error == "The stored file is missing."
     assert "Orphan files: 0" in run("cleanup_orphans", "--tenant", "acme")  # idempotent
+
+
+def test_cleanup_orphans_repairs_rows_out_of_step(
+    tenant, other_tenant, media_storage, broker, django_capture_on_commit_callbacks
+):
+    from catalog.models import VideoFrame
+    from search.models import Embedding
+    from tests.factories import EmbeddingFactory, ProductFactory, VideoFrameFactory
+
+    def store(key: str) -> None:
+        (media_storage / key).parent.mkdir(parents=True, exist_ok=True)
+        (media_storage / key).write_bytes(b"x")
+
+    # A ready video whose second thumbnail is gone.
+    video = MediaFactory(tenant=tenant, kind=Media.Kind.VIDEO, status=Media.Status.READY, storage_key="v/video.mp4")
+    store(video.storage_key)
+    for index in range(2):
+        VideoFrameFactory(media=video, index=index, thumbnail_key=f"v/video.frames/{index}.jpg")
+    store("v/video.frames/0.jpg")
+    # A failed item still holding a vector and a frame.
+    failed_item = MediaFactory(tenant=tenant, status=Media.Status.FAILED, error="boom", kind=Media.Kind.VIDEO)
+    EmbeddingFactory(media=failed_item, frame=VideoFrameFactory(media=failed_item, index=0, thumbnail_key=""))
+    # Vectors that lost step with their media's product, here and at the other tenant.
+    item = MediaFactory(tenant=tenant, status=Media.Status.READY, storage_key="v/item.jpg")
+    store(item.storage_key)
+    EmbeddingFactory(media=item, product=ProductFactory(tenant=tenant))
+    theirs = MediaFactory(tenant=other_tenant, status=Media.Status.READY)
+    EmbeddingFactory(media=theirs, product=None)
+
+    out = run("cleanup_orphans", "--tenant", "acme", "--dry-run")
+    assert "Videos with missing frame thumbnails: 1 would be reprocessed" in out
+    assert "Vectors and frames left on failed media: 2 would be deleted" in out
+    assert "Vectors whose product differs from their media's: 1 would be re-aligned" in out
+    assert statuses(video) == ["ready"] and Embedding.objects.filter(media=failed_item).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("cleanup_orphans", "--tenant", "acme")
+    assert statuses(video) == ["pending"] and broker.llen("media") == 1  # processing writes thumbnails again
+    assert not Embedding.objects.filter(media=failed_item).exists()
+    assert not VideoFrame.objects.filter(media=failed_item).exists()
+    assert Embedding.objects.get(media=item).product_id == item.product_id
+    assert Embedding.objects.get(media=theirs).product_id is None  # another tenant: untouched
+    assert "re-aligned" in out and ": 0 re-aligned" in run("cleanup_orphans", "--tenant", "acme")
