@@ -11,8 +11,13 @@ TINY_MODEL := $(DATA)/models/clip-tiny
 # download possible): its search is not semantic. CLIP_MODEL in the environment wins.
 export CLIP_MODEL ?= $(CURDIR)/$(TINY_MODEL)
 DEV := DJANGO_DEBUG=1
+# The browser tests drive Debian's Chromium package through Playwright (no
+# browser downloaded by a test tool).
+export CHROMIUM_PATH ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: install services stop model demo run test lint clean
+.PHONY: install services stop model demo run test lint clean browser
 
 install: $(STAMP)
 
@@ -46,10 +51,15 @@ run: services model
 	@echo "Serving on http://127.0.0.1:$(PORT) with a worker and beat (Ctrl-C stops them; \`make stop\` stops PostgreSQL and Redis)."
 	$(DEV) STOCKMIND_PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.dev start
 
+browser: $(CHROMIUM_PATH)
+
+$(CHROMIUM_PATH):
+	$(APT) install -y --no-install-recommends chromium || ($(APT) update && $(APT) install -y --no-install-recommends chromium)
+
 # The suite gets its own PostgreSQL and Redis under .data/test, on their own
 # ports: it never touches the demo's data. pytest's exit code 5 (no tests
 # collected) fails the run.
-test: install
+test: install browser
 	$(PY) -m config.embedded_services start --data-dir $(TEST_DATA)
 	@STOCKMIND_SERVICES_ENV=$(TEST_DATA)/services.env MEDIA_ROOT=$(TEST_DATA)/media \
 		$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \

@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from search.models import Embedding, ThresholdChange, Thresholds
-from search.thresholds import EDITABLE, preview, save_thresholds
+from search.thresholds import preview, save_thresholds
 
 
 @admin.register(Embedding)
@@ -58,6 +58,10 @@ class ThresholdsAdmin(admin.ModelAdmin):
     inlines = [ThresholdChangeInline]
     change_form_template = "admin/search/thresholds/change_form.html"
 
+    def get_readonly_fields(self, request, obj=None):
+        # Thresholds belong to their tenant for good.
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
     def get_urls(self):
         preview_view = self.admin_site.admin_view(require_POST(self.preview_view))
         return [path("<int:pk>/preview/", preview_view, name="search_thresholds_preview"), *super().get_urls()]
@@ -89,6 +93,5 @@ class ThresholdsAdmin(admin.ModelAdmin):
             "original": current,
             "form": form,
             "effects": preview(current, form.instance) if form.is_valid() else None,
-            "editable": EDITABLE,
         }
         return TemplateResponse(request, "admin/search/thresholds/preview.html", context)

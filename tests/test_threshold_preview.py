@@ -1,5 +1,6 @@
 """The thresholds page shows what proposed values would do before they are saved."""
 
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -54,7 +55,6 @@ def data(tenant, settings, tiny_model):
 def form(thresholds: Thresholds, **values) -> dict:
     fields = ["min_similarity", "near_duplicate_similarity", "auto_assign_confidence", "stuck_after_minutes"]
     return {
-        "tenant": thresholds.tenant_id,
         **{field: getattr(thresholds, field) for field in [*fields, "hnsw_ef_search"]},
         **values,
     }
@@ -83,7 +83,10 @@ def test_preview_shows_the_effect_of_each_value_and_saves_nothing(staff, data):
 def test_confirming_the_preview_saves_records_and_assigns(staff, data):
     thresholds = data["thresholds"]
     url = f"/admin/search/thresholds/{thresholds.pk}/preview/"
-    response = staff.post(url, {**form(thresholds, auto_assign_confidence=0.7), "_confirm": "1"}, follow=True)
+    preview_page = staff.post(url, form(thresholds, auto_assign_confidence=0.7)).content.decode()
+    # Post back exactly what the preview page's "Save these values" form holds.
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', preview_page))
+    response = staff.post(url, {**hidden, "_confirm": "1"}, follow=True)
     assert "1 media of the review list reached the new auto-assign confidence" in response.content.decode()
     thresholds.refresh_from_db()
     assert thresholds.auto_assign_confidence == 0.7
