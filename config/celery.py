@@ -2,7 +2,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import heartbeat_sent, worker_init, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -43,3 +43,18 @@ def check_clip_model(**kwargs) -> None:
     except ModelUnavailable as exc:
         print(f"Stock Mind worker cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
+
+
+@heartbeat_sent.connect
+def record_heartbeat(sender, **kwargs) -> None:
+    """Each heartbeat marks the worker alive for the dashboard."""
+    from media_pipeline import heartbeat
+
+    heartbeat.record(sender.eventer.hostname)
+
+
+@worker_shutdown.connect
+def forget_worker(sender, **kwargs) -> None:
+    from media_pipeline import heartbeat
+
+    heartbeat.forget(sender.hostname)

@@ -20,13 +20,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from catalog.models import Media, Tenant
+from media_pipeline.heartbeat import live_workers
 from media_pipeline.models import RejectedS3Event
 from media_pipeline.sweeper import stuck_media
 from search.models import RecognizerSuggestion
 
 WINDOW = timedelta(hours=24)
-# A ping waits this long for every worker's answer: the dashboard's floor.
-WORKER_PING_TIMEOUT_S = 0.5
 BROKER_TIMEOUT_S = 1.0
 # Above this share of failures among the items processed in the window, the
 # dashboard asks for attention.
@@ -87,7 +86,7 @@ class Dashboard:
     figures: Figures
     hours: list[Throughput]
     queues: dict[str, int | None]
-    workers: list[str] | None  # None: the broker could not be asked
+    workers: list[str] | None  # with a recent heartbeat; None: Redis does not answer
     tenants: list[TenantRow]
     tenant_count: int
     sqs: SqsFigures | None  # None: SQS is not configured
@@ -101,7 +100,7 @@ class Dashboard:
         if self.workers is None:
             found.append("the broker (Redis) does not answer")
         elif not self.workers:
-            found.append("no worker answers")
+            found.append("no worker is alive")
         if self.figures.stuck:
             found.append(f"{self.figures.stuck} media stuck")
         rate = self.figures.error_rate
@@ -120,26 +119,30 @@ def _scoped(sql_where: str, tenant: Tenant | None, params: list) -> tuple[str, l
     return f"{sql_where} AND tenant_id = %s", [*params, tenant.pk]
 
 
-def _figures_by_tenant(now: datetime, tenant: Tenant | None) -> dict[int | None, Figures]:
-    """Figures per tenant id, and the total under None."""
-    figures: dict[int | None, Figures] = defaultdict(Figures)
+def status_counts(tenant: Tenant | None = None) -> list[tuple[int, str, int]]:
+    """(tenant id, status, count) of every media row, from the (tenant, status) index."""
     media = Media.objects.all() if tenant is None else Media.objects.filter(tenant=tenant)
-    for tenant_id, status, n in media.order_by().values_list("tenant_id", "status").annotate(n=Count("pk")):
-        figures[tenant_id].by_status[status] = n
-        figures[None].by_status[status] += n
+    # count(*), not count(id): the (tenant, status) index alone answers it.
+    return list(media.order_by().values_list("tenant_id", "status").annotate(n=Count("*")))
+
+
+def stuck_counts(now: datetime, tenant: Tenant | None = None) -> list[tuple[int, int]]:
     stuck = stuck_media(now).order_by()
     if tenant is not None:
         stuck = stuck.filter(tenant=tenant)
-    for tenant_id, n in stuck.values_list("tenant_id").annotate(n=Count("pk")).values_list("tenant_id", "n"):
-        figures[tenant_id].stuck = n
-        figures[None].stuck += n
+    return list(stuck.values_list("tenant_id").annotate(n=Count("pk")).values_list("tenant_id", "n"))
+
+
+def review_counts(tenant: Tenant | None = None) -> list[tuple[int, int]]:
     suggestions = RecognizerSuggestion.objects.filter(media__product__isnull=True)
     if tenant is not None:
         suggestions = suggestions.filter(tenant=tenant)
-    for tenant_id, n in suggestions.order_by().values_list("tenant_id").annotate(n=Count("pk")):
-        figures[tenant_id].waiting_review = n
-        figures[None].waiting_review += n
+    return list(suggestions.order_by().values_list("tenant_id").annotate(n=Count("pk")))
 
+
+def processing_times(now: datetime, tenant: Tenant | None = None) -> list[tuple[int | None, float, float]]:
+    """(tenant id, average, p95) seconds from claim to ready in the window,
+    per tenant and, under tenant id None, overall."""
     where, params = _scoped(
         "status = 'ready' AND processed_at >= %s AND processing_started_at IS NOT NULL", tenant, [now - WINDOW]
     )
@@ -151,10 +154,25 @@ def _figures_by_tenant(now: datetime, tenant: Tenant | None) -> dict[int | None,
                 GROUP BY ROLLUP (tenant_id)""",  # noqa: S608 - `where` is built from constants
             params,
         )
-        for tenant_id, avg, p95 in cursor.fetchall():
-            # ROLLUP's total row has tenant_id NULL, the key of the total here too.
-            figures[tenant_id].avg_seconds = float(avg) if avg is not None else None
-            figures[tenant_id].p95_seconds = float(p95) if p95 is not None else None
+        # With nothing in the window ROLLUP still gives its total row, empty.
+        return [(tenant_id, float(avg), float(p95)) for tenant_id, avg, p95 in cursor.fetchall() if avg is not None]
+
+
+def _figures_by_tenant(now: datetime, tenant: Tenant | None) -> dict[int | None, Figures]:
+    """Figures per tenant id, and the total under None."""
+    figures: dict[int | None, Figures] = defaultdict(Figures)
+    for tenant_id, status, n in status_counts(tenant):
+        figures[tenant_id].by_status[status] = n
+        figures[None].by_status[status] += n
+    for tenant_id, n in stuck_counts(now, tenant):
+        figures[tenant_id].stuck = n
+        figures[None].stuck += n
+    for tenant_id, n in review_counts(tenant):
+        figures[tenant_id].waiting_review = n
+        figures[None].waiting_review += n
+    # ROLLUP's total row has tenant_id NULL, the key of the total here too.
+    for tenant_id, avg, p95 in processing_times(now, tenant):
+        figures[tenant_id].avg_seconds, figures[tenant_id].p95_seconds = avg, p95
     return figures
 
 
@@ -194,17 +212,6 @@ def queue_depths() -> dict[str, int | None]:
         return dict.fromkeys(queues)
     finally:
         client.close()
-
-
-def answering_workers() -> list[str] | None:
-    """Names of the Celery workers that answer a ping; None when the broker cannot be asked."""
-    from config.celery import app
-
-    try:
-        replies = app.control.ping(timeout=WORKER_PING_TIMEOUT_S)
-    except Exception:  # the broker is down: any of kombu's or redis's errors
-        return None
-    return sorted(name for reply in replies for name in reply)
 
 
 def sqs_figures() -> SqsFigures | None:
@@ -257,7 +264,7 @@ def build_dashboard(tenant: Tenant | None = None, now: datetime | None = None) -
         figures=total,
         hours=hours,
         queues=queue_depths(),
-        workers=answering_workers(),
+        workers=live_workers(),
         tenants=[TenantRow(tenants[tenant_id], figures) for tenant_id, figures in ranked if tenant_id in tenants],
         tenant_count=len(by_tenant),
         sqs=sqs_figures(),

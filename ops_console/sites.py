@@ -23,6 +23,7 @@ class OpsAdminSite(AdminSite):
 
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         from catalog.models import Tenant
+        from media_pipeline.heartbeat import ALIVE_FOR_S
         from ops_console.chart import throughput_chart
         from ops_console.dashboard import build_dashboard
 
@@ -36,6 +37,7 @@ class OpsAdminSite(AdminSite):
             "title": f"Pipeline dashboard — {tenant.slug}" if tenant else "Pipeline dashboard",
             "dashboard": dashboard,
             "chart": throughput_chart(dashboard.hours),
+            "alive_for": ALIVE_FOR_S,
             "all_tenants": Tenant.objects.order_by("slug").values_list("slug", flat=True),
         }
         return TemplateResponse(request, "admin/ops_dashboard.html", context)

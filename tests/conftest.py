@@ -101,11 +101,17 @@ def broker(settings):
     """The real Redis broker, with the suite's queues emptied before and after."""
     import redis
 
+    from media_pipeline.heartbeat import KEY_PREFIX
+
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     queues = [settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE, "unacked", "unacked_index"]
-    client.delete(*queues)
+
+    def empty() -> None:
+        client.delete(*queues, *client.keys(f"{KEY_PREFIX}*"))  # and earlier workers' heartbeats
+
+    empty()
     yield client
-    client.delete(*queues)
+    empty()
 
 
 @pytest.fixture
@@ -124,6 +130,7 @@ def worker(transactional_db, clip, broker, settings):
         queues=[settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE],
         shutdown_timeout=30,
         loglevel="WARNING",
+        without_heartbeat=False,  # its heartbeats tell the dashboard it is alive
     ) as running:
         yield running
 

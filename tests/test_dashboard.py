@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from catalog.aws import sqs_client
 from catalog.models import Media
+from tests.conftest import wait_for
 from tests.factories import MediaFactory, RejectedS3EventFactory, TenantFactory
 
 DASHBOARD = "/admin/ops/"
@@ -71,7 +72,7 @@ def test_figures_overall_and_per_tenant(staff, pipeline, tenant, other_tenant, b
     assert rows["globex"].by_status["ready"] == 1 and rows["globex"].error_rate == 0
 
     page = response.content.decode()
-    assert "Needs attention" in page and "1 media stuck" in page and "no worker answers" in page
+    assert "Needs attention" in page and "1 media stuck" in page and "no worker is alive" in page
     assert f'/admin/ops_console/stuckmedia/?tenant__id__exact={tenant.pk}"' in page
     assert f'/admin/ops_console/failedmedia/?tenant__id__exact={tenant.pk}"' in page
     assert '<svg class="ops-chart"' in page and "33.3%" in page
@@ -92,10 +93,32 @@ def test_an_empty_pipeline_renders(staff):
     assert "Nothing was processed in the last 24 hours." in page and "No media yet." in page
 
 
-def test_workers_that_answer_are_named(staff, worker):
+def test_a_running_worker_is_alive_by_its_heartbeats(staff, worker):
+    dashboard = wait_for(lambda: staff.get(DASHBOARD).context["dashboard"], what="the dashboard")
+    assert dashboard.workers == [worker.hostname]
+    assert "no worker is alive" not in dashboard.problems
+    assert f"1 alive (a heartbeat in the last 10 s): {worker.hostname}" in staff.get(DASHBOARD).content.decode()
+
+
+def test_a_worker_without_heartbeats_stops_counting(broker, monkeypatch):
+    from media_pipeline import heartbeat
+
+    monkeypatch.setattr(heartbeat, "ALIVE_FOR_S", 1)
+    heartbeat.record("celery@gone")
+    heartbeat.record("celery@stopped")
+    assert {"celery@gone", "celery@stopped"} <= set(heartbeat.live_workers())
+    heartbeat.forget("celery@stopped")  # a clean shutdown
+    assert "celery@stopped" not in heartbeat.live_workers()
+    wait_for(lambda: "celery@gone" not in heartbeat.live_workers(), timeout=5, what="the heartbeat to expire")
+
+
+def test_a_broker_that_does_not_answer_is_reported(staff, settings):
+    from config.embedded_services import free_port
+
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     dashboard = staff.get(DASHBOARD).context["dashboard"]
-    assert len(dashboard.workers) == 1
-    assert "no worker answers" not in dashboard.problems
+    assert dashboard.workers is None and dashboard.queues == {"media": None, "maintenance": None}
+    assert "the broker (Redis) does not answer" in dashboard.problems
 
 
 def test_dead_letter_queue_and_rejected_events(staff, queue_url, db):

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if dashboard.workers is None:
             self.stdout.write("Workers: unknown (the broker does not answer)")
         else:
-            self.stdout.write(f"Workers answering: {len(dashboard.workers)} {', '.join(dashboard.workers)}".rstrip())
+            self.stdout.write(f"Workers alive: {len(dashboard.workers)} {', '.join(dashboard.workers)}".rstrip())
         if dashboard.sqs:
             sqs = dashboard.sqs
             self.stdout.write(
