@@ -151,13 +151,7 @@ def _process_image(media: Media):
             if not _lock_claim(media, token):
                 return False
             Embedding.objects.filter(media=media).delete()
-            Embedding.objects.create(
-                tenant=media.tenant,
-                media=media,
-                product_id=media.product_id,
-                model_name=embedder.model_name,
-                vector=vector,
-            )
+            Embedding.objects.bulk_create(Embedding.build(media, [None], [vector], embedder.model_name))
             return _release(media.pk, token, status=Media.Status.READY, width=width, height=height)
 
     return store
@@ -225,17 +219,7 @@ def _store_video(
             )
             for frame, key in zip(sampled.frames, thumbnail_keys, strict=True)
         )
-        Embedding.objects.bulk_create(
-            Embedding(
-                tenant=media.tenant,
-                media=media,
-                frame=frame,
-                product_id=media.product_id,
-                model_name=model_name,
-                vector=vector,
-            )
-            for frame, vector in zip(frames, vectors, strict=True)
-        )
+        Embedding.objects.bulk_create(Embedding.build(media, frames, vectors, model_name))
         return _release(
             media.pk,
             token,

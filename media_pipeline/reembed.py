@@ -69,18 +69,9 @@ def _store(media: Media, frames: list[VideoFrame | None], vectors: np.ndarray, m
         if {frame.pk for frame in frames if frame is not None} != current:
             return False  # processed again since its frames were read
         Embedding.objects.filter(media=media, model_name=model_name).delete()
+        media.product_id = locked.product_id  # assigned meanwhile, perhaps
         try:
-            Embedding.objects.bulk_create(
-                Embedding(
-                    tenant_id=media.tenant_id,
-                    media=media,
-                    frame=frame,
-                    product_id=locked.product_id,
-                    model_name=model_name,
-                    vector=vector,
-                )
-                for frame, vector in zip(frames, vectors, strict=True)
-            )
+            Embedding.objects.bulk_create(Embedding.build(media, frames, vectors, model_name))
         except IntegrityError:
             return False
     return True

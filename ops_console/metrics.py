@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -52,17 +51,12 @@ class PipelineCollector:
         yield family
 
     def _queue_depth(self):
-        import redis
+        from ops_console.dashboard import queue_depths
 
         family = GaugeMetricFamily("stockmind_queue_depth", "Tasks waiting in each Celery queue.", labels=["queue"])
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            for queue in (settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE):
-                family.add_metric([queue], client.llen(queue))
-        except redis.exceptions.RedisError:
-            pass  # no sample: the broker is down, which /health/ready reports
-        finally:
-            client.close()
+        for queue, depth in queue_depths().items():
+            if depth is not None:  # no sample while the broker is down, which /health/ready reports
+                family.add_metric([queue], depth)
         return family
 
     def _processing_seconds(self):

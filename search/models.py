@@ -49,6 +49,22 @@ class Embedding(TenantOwned):
         where = f" frame {self.frame_id}" if self.frame_id else ""
         return f"embedding of media #{self.media_id}{where}"
 
+    @classmethod
+    def build(cls, media: Media, frames, vectors, model_name: str) -> list[Embedding]:
+        """Unsaved rows of `media`, one per (frame, vector), the frame None for
+        an image's vector; tenant and product are the media's."""
+        return [
+            cls(
+                tenant_id=media.tenant_id,
+                media=media,
+                frame=frame,
+                product_id=media.product_id,
+                model_name=model_name,
+                vector=vector,
+            )
+            for frame, vector in zip(frames, vectors, strict=True)
+        ]
+
 
 def _unit_interval() -> list:
     return [MinValueValidator(0.0), MaxValueValidator(1.0)]

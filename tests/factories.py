@@ -4,7 +4,14 @@ from factory.django import DjangoModelFactory
 
 from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
 from media_pipeline.models import RejectedS3Event
-from search.models import EMBEDDING_DIMENSIONS, Embedding, ThresholdChange, Thresholds
+from search.models import (
+    EMBEDDING_DIMENSIONS,
+    Embedding,
+    RecognizerModel,
+    RecognizerSuggestion,
+    ThresholdChange,
+    Thresholds,
+)
 
 
 class TenantFactory(DjangoModelFactory):
@@ -116,3 +123,30 @@ class ThresholdChangeFactory(DjangoModelFactory):
     field = "min_similarity"
     old_value = "0.2"
     new_value = "0.3"
+
+
+class RecognizerModelFactory(DjangoModelFactory):
+    """A trained version without parameters: enough for lists and suggestions."""
+
+    class Meta:
+        model = RecognizerModel
+
+    tenant = factory.SubFactory(TenantFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    status = RecognizerModel.Status.READY
+    embedding_model = "clip-tiny"
+
+
+class RecognizerSuggestionFactory(DjangoModelFactory):
+    class Meta:
+        model = RecognizerSuggestion
+
+    media = factory.SubFactory(MediaFactory, product=None, status=Media.Status.READY)
+    tenant = factory.SelfAttribute("media.tenant")
+    recognizer = factory.SubFactory(RecognizerModelFactory, tenant=factory.SelfAttribute("..tenant"))
+    top_confidence = 0.5
+
+    @factory.lazy_attribute
+    def candidates(self) -> list[dict]:
+        product = ProductFactory(tenant=self.tenant)
+        return [{"product": product.pk, "sku": product.sku, "title": product.title, "confidence": self.top_confidence}]

@@ -9,9 +9,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.models import Media
-from search.models import RecognizerModel, RecognizerSuggestion, ThresholdChange, Thresholds
+from search.models import ThresholdChange, Thresholds
 from tests.catalogs import embed, unit
-from tests.factories import MediaFactory, ProductFactory, ThresholdsFactory
+from tests.factories import MediaFactory, RecognizerModelFactory, RecognizerSuggestionFactory, ThresholdsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,21 +31,11 @@ def data(tenant, settings, tiny_model):
     base = unit(rng.standard_normal(512))
     for vector in (base, unit(base + 0.05 * rng.standard_normal(512) / 22), unit(rng.standard_normal(512))):
         embed(MediaFactory(tenant=tenant, status=Media.Status.READY), [vector])
-    product = ProductFactory(tenant=tenant)
-    version = RecognizerModel.objects.create(
-        tenant=tenant, version=1, status=RecognizerModel.Status.READY, embedding_model="clip-tiny"
-    )
-    waiting = []
-    for confidence in (0.6, 0.8):
-        media = MediaFactory(tenant=tenant, product=None, status=Media.Status.READY)
-        waiting.append(media)
-        RecognizerSuggestion.objects.create(
-            tenant=tenant,
-            media=media,
-            recognizer=version,
-            top_confidence=confidence,
-            candidates=[{"product": product.pk, "sku": product.sku, "title": "", "confidence": confidence}],
-        )
+    version = RecognizerModelFactory(tenant=tenant)
+    waiting = [
+        RecognizerSuggestionFactory(media__tenant=tenant, recognizer=version, top_confidence=confidence).media
+        for confidence in (0.6, 0.8)
+    ]
     MediaFactory(
         tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=timezone.now() - timedelta(minutes=45)
     )
