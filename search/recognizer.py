@@ -34,6 +34,7 @@ from django.utils import timezone
 from catalog.errors import Conflict
 from catalog.models import Media, Product, Tenant
 from media_pipeline.embedder import model_name_for
+from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.queue import PREDICT_UNASSIGNED_TASK, TRAIN_RECOGNIZER_TASK, enqueue_maintenance
 from search.models import Embedding, RecognizerModel, RecognizerSuggestion, Thresholds
 
@@ -245,6 +246,13 @@ def train(recognizer: RecognizerModel, progress: Progress | None = None) -> Reco
         fields = _train(recognizer, progress)
     except TrainingError as exc:
         fields = {"status": RecognizerModel.Status.FAILED, "error": str(exc)}
+    except TRANSIENT_ERRORS:
+        raise  # the task is retried, and takes its version up again
+    except Exception as exc:
+        # A bug, not the data's fault: the version says so instead of
+        # staying "training" until it counts as abandoned.
+        logger.exception("training %s failed", recognizer)
+        fields = {"status": RecognizerModel.Status.FAILED, "error": f"Training error: {type(exc).__name__}: {exc}"}
     fields.update(finished_at=timezone.now(), training_seconds=round(time.perf_counter() - started, 3))
     RecognizerModel.objects.filter(pk=recognizer.pk).update(**fields)
     recognizer.refresh_from_db()

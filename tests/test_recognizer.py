@@ -72,6 +72,19 @@ def test_too_little_data_fails_with_the_reason(tenant, model_setting):
     assert not version.parameters
 
 
+def test_an_unexpected_error_fails_the_version_with_its_reason(tenant, model_setting, monkeypatch):
+    generated_catalog(tenant, products=3)
+
+    def broken(*args, **kwargs):
+        raise ValueError("shapes do not match")
+
+    monkeypatch.setattr(recognizers, "fit", broken)
+    version = trained(tenant)
+    assert version.status == RecognizerModel.Status.FAILED
+    assert version.error == "Training error: ValueError: shapes do not match"
+    assert recognizers.start_training(tenant, enqueue=False).version == 2  # not blocked by it
+
+
 def test_one_training_per_tenant_at_a_time(tenant, other_tenant, model_setting):
     recognizers.start_training(tenant, enqueue=False)
     with pytest.raises(Conflict, match="still queued"):
