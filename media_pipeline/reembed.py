@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from PIL import Image
 
+from catalog.batches import id_batches, scoped
 from catalog.errors import FileRejected
 from catalog.models import Media, Tenant, VideoFrame
 from media_pipeline.embedder import ClipEmbedder
@@ -40,8 +41,12 @@ class ReembedReport:
 def missing(model_name: str, tenant: Tenant | None = None) -> QuerySet[Media]:
     """Ready media without vectors of `model_name`."""
     has_vectors = Embedding.objects.filter(media=OuterRef("pk"), model_name=model_name)
-    media = Media.objects.filter(status=Media.Status.READY).exclude(Exists(has_vectors))
-    return media if tenant is None else media.filter(tenant=tenant)
+    return scoped(Media.objects.filter(status=Media.Status.READY).exclude(Exists(has_vectors)), tenant)
+
+
+def other_models(model_name: str, tenant: Tenant | None = None) -> QuerySet[Embedding]:
+    """Vectors of every model but `model_name`."""
+    return scoped(Embedding.objects.exclude(model_name=model_name), tenant)
 
 
 def _video_images(media: Media, frames: list[VideoFrame], embedder: ClipEmbedder) -> list[Image.Image]:
@@ -115,28 +120,16 @@ def reembed(
 ) -> ReembedReport:
     """Give every ready media of the scope vectors of `embedder`'s model."""
     report = ReembedReport()
-    last = 0
-    while True:
-        ids = list(
-            missing(embedder.model_name, tenant)
-            .filter(pk__gt=last)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return report
-        last = ids[-1]
+    for ids in id_batches(missing(embedder.model_name, tenant), batch_size):
         reembed_batch(ids, embedder, report)
         if progress:
             progress(len(ids))
+    return report
 
 
 def drop_other_models(model_name: str, tenant: Tenant | None, batch_size: int) -> int:
     """Delete the vectors of every model but `model_name` in the scope."""
-    others = Embedding.objects.exclude(model_name=model_name)
-    if tenant is not None:
-        others = others.filter(tenant=tenant)
-    deleted = 0
-    while ids := list(others.order_by("pk").values_list("pk", flat=True)[:batch_size]):
-        deleted += Embedding.objects.filter(pk__in=ids).delete()[0]
-    return deleted
+    return sum(
+        Embedding.objects.filter(pk__in=ids).delete()[0]
+        for ids in id_batches(other_models(model_name, tenant), batch_size)
+    )

@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
+from django.db.models.functions import Left
 from django.utils import timezone
 
+from catalog.batches import scoped
 from catalog.models import Media, Tenant
 from media_pipeline.heartbeat import live_workers
 from media_pipeline.models import RejectedS3Event
@@ -32,6 +34,9 @@ BROKER_TIMEOUT_S = 1.0
 ERROR_RATE_ALERT = 0.1
 # The per-tenant table shows the tenants with the most media first.
 TENANT_ROWS = 100
+# Failure reasons are grouped by their start, cut to this length: messages
+# that differ only in a file name or a number further on fall in one group.
+REASON_PREFIX = 120
 
 
 @dataclass
@@ -121,23 +126,27 @@ def _scoped(sql_where: str, tenant: Tenant | None, params: list) -> tuple[str, l
 
 def status_counts(tenant: Tenant | None = None) -> list[tuple[int, str, int]]:
     """(tenant id, status, count) of every media row, from the (tenant, status) index."""
-    media = Media.objects.all() if tenant is None else Media.objects.filter(tenant=tenant)
+    media = scoped(Media.objects.order_by(), tenant)
     # count(*), not count(id): the (tenant, status) index alone answers it.
-    return list(media.order_by().values_list("tenant_id", "status").annotate(n=Count("*")))
+    return list(media.values_list("tenant_id", "status").annotate(n=Count("*")))
 
 
 def stuck_counts(now: datetime, tenant: Tenant | None = None) -> list[tuple[int, int]]:
-    stuck = stuck_media(now).order_by()
-    if tenant is not None:
-        stuck = stuck.filter(tenant=tenant)
+    stuck = scoped(stuck_media(now).order_by(), tenant)
     return list(stuck.values_list("tenant_id").annotate(n=Count("pk")).values_list("tenant_id", "n"))
 
 
 def review_counts(tenant: Tenant | None = None) -> list[tuple[int, int]]:
-    suggestions = RecognizerSuggestion.objects.filter(media__product__isnull=True)
-    if tenant is not None:
-        suggestions = suggestions.filter(tenant=tenant)
-    return list(suggestions.order_by().values_list("tenant_id").annotate(n=Count("pk")))
+    suggestions = scoped(RecognizerSuggestion.objects.filter(media__product__isnull=True).order_by(), tenant)
+    return list(suggestions.values_list("tenant_id").annotate(n=Count("pk")))
+
+
+def failure_reasons(tenant: Tenant | None = None, limit: int = 50) -> list[tuple[str, int]]:
+    """(reason, count) of failed media, most frequent first. Reasons are
+    grouped by their first REASON_PREFIX characters."""
+    failed = scoped(Media.objects.filter(status=Media.Status.FAILED), tenant)
+    rows = failed.annotate(reason=Left("error", REASON_PREFIX)).values("reason").annotate(n=Count("pk"))
+    return [(row["reason"], row["n"]) for row in rows.order_by("-n", "reason")[:limit]]
 
 
 def processing_times(now: datetime, tenant: Tenant | None = None) -> list[tuple[int | None, float, float]]:
@@ -255,9 +264,7 @@ def build_dashboard(tenant: Tenant | None = None, now: datetime | None = None) -
     total = by_tenant.pop(None, Figures())
     ranked = sorted(by_tenant.items(), key=lambda item: (-item[1].total, item[0]))[:TENANT_ROWS]
     tenants = Tenant.objects.in_bulk([tenant_id for tenant_id, _ in ranked])
-    rejected = RejectedS3Event.objects.all()
-    if tenant is not None:
-        rejected = rejected.filter(tenant_slug=tenant.slug)
+    rejected = RejectedS3Event.objects.filter(tenant_slug=tenant.slug) if tenant else RejectedS3Event.objects.all()
     return Dashboard(
         generated_at=now,
         tenant=tenant,

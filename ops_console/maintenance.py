@@ -1,15 +1,16 @@
-"""Shared pieces of the maintenance commands: tenant scoping, id-ordered
-batches, so that an interrupted run loses nothing and a rerun carries on, and
-the progress bar of long work."""
+"""Shared pieces of the maintenance commands: the tenant option, work in
+id-ordered batches (an interrupted run loses nothing and a rerun carries on),
+and the progress bar of long work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from django.core.management.base import CommandError, OutputWrapper
 from django.db.models import QuerySet
 from tqdm import tqdm
 
+from catalog.batches import id_batches
 from catalog.models import Media, Tenant
 
 # Rows per batch: each batch is one short transaction holding row locks on
@@ -24,21 +25,6 @@ def tenant_or_error(slug: str | None) -> Tenant | None:
     if tenant is None:
         raise CommandError(f"No tenant '{slug}'.")
     return tenant
-
-
-def scoped(queryset: QuerySet[Media], tenant: Tenant | None) -> QuerySet[Media]:
-    return queryset if tenant is None else queryset.filter(tenant=tenant)
-
-
-def id_batches(queryset: QuerySet[Media], batch_size: int) -> Iterator[list[int]]:
-    """Ids of `queryset` in ascending batches, read afresh for each batch."""
-    last = 0
-    while True:
-        ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
 
 
 class _Raw:

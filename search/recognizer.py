@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from catalog.batches import id_batches
 from catalog.errors import Conflict
 from catalog.models import Media, Product, Tenant
 from media_pipeline.embedder import model_name_for
@@ -507,12 +508,8 @@ def predict_unassigned(tenant: Tenant, progress: Callable[[int, int], None] | No
         return report
     threshold = Thresholds.for_tenant(tenant).auto_assign_confidence
     pending = _unassigned(tenant)
-    total, last = pending.count(), 0
-    while True:
-        ids = list(pending.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:PREDICT_BATCH_SIZE])
-        if not ids:
-            break
-        last = ids[-1]
+    total = pending.count()
+    for ids in id_batches(pending, PREDICT_BATCH_SIZE):
         batch = predict(recognizer, ids, threshold)
         report.assigned += batch.assigned
         report.waiting += batch.waiting

@@ -174,6 +174,9 @@ def test_cleanup_orphans_repairs_rows_out_of_step(
     EmbeddingFactory(media=item, product=ProductFactory(tenant=tenant))
     theirs = MediaFactory(tenant=other_tenant, status=Media.Status.READY)
     EmbeddingFactory(media=theirs, product=None)
+    unassigned = MediaFactory(tenant=tenant, product=None, status=Media.Status.READY, storage_key="v/u.jpg")
+    store(unassigned.storage_key)
+    EmbeddingFactory(media=unassigned, product=None)  # both unassigned: in step
 
     out = run("cleanup_orphans", "--tenant", "acme", "--dry-run")
     assert "Videos with missing frame thumbnails: 1 would be reprocessed" in out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -11,11 +11,8 @@ from catalog.models import Media
 from media_pipeline.lifecycle import back_to_pending
 from media_pipeline.processing import fail
 from media_pipeline.sweeper import stuck_media
+from ops_console.dashboard import failure_reasons
 from ops_console.models import FailedMedia, StuckMedia
-
-# Reasons are grouped by their first line, cut to this length: messages that
-# differ only in a file name or a number further on fall in one group.
-REASON_PREFIX = 120
 
 
 class ReadOnlyMediaAdmin(admin.ModelAdmin):
@@ -68,16 +65,7 @@ class FailureReasonFilter(admin.SimpleListFilter):
     parameter_name = "reason"
 
     def lookups(self, request, model_admin):
-        from django.db.models.functions import Left
-
-        rows = (
-            Media.objects.filter(status=Media.Status.FAILED)
-            .annotate(reason=Left("error", REASON_PREFIX))
-            .values("reason")
-            .annotate(n=Count("pk"))
-            .order_by("-n", "reason")[:50]
-        )
-        return [(row["reason"], f"{row['reason'] or '(no reason)'} ({row['n']})") for row in rows]
+        return [(reason, f"{reason or '(no reason)'} ({n})") for reason, n in failure_reasons()]
 
     def queryset(self, request, queryset):
         if self.value() is None:

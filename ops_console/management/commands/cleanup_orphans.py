@@ -3,13 +3,14 @@ from datetime import timedelta
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from catalog.batches import id_batches, scoped
 from catalog.models import Media, VideoFrame
 from catalog.storage_keys import delete_files_on_commit
 from media_pipeline.lifecycle import back_to_pending
-from ops_console.maintenance import DEFAULT_BATCH_SIZE, id_batches, progress_bar, scoped, tenant_or_error
+from ops_console.maintenance import DEFAULT_BATCH_SIZE, progress_bar, tenant_or_error
 from search.models import Embedding
 
 # A file this young may belong to an upload whose row is not committed yet.
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         except FileNotFoundError:  # nothing stored under the prefix yet
             stored = []
         known = set(scoped(Media.objects.all(), tenant).values_list("storage_key", flat=True))
-        frames = VideoFrame.objects.all() if tenant is None else VideoFrame.objects.filter(tenant=tenant)
+        frames = scoped(VideoFrame.objects.all(), tenant)
         known |= set(frames.values_list("thumbnail_key", flat=True))
         cutoff = timezone.now() - GRACE
         orphans = [key for key in stored if key not in known and default_storage.get_modified_time(key) < cutoff]
@@ -119,15 +120,14 @@ class Command(BaseCommand):
         self._report("Vectors and frames left on failed media", sum(counts), dry_run, "deleted")
 
     def _misaligned_products(self, tenant, dry_run: bool) -> None:
-        vectors = Embedding.objects.exclude(product_id=F("media__product_id"))
-        vectors = vectors | Embedding.objects.filter(product__isnull=True, media__product__isnull=False)
-        vectors = vectors | Embedding.objects.filter(product__isnull=False, media__product__isnull=True)
-        if tenant is not None:
-            vectors = vectors.filter(tenant=tenant)
-        ids = list(vectors.values_list("pk", flat=True))
+        # NULL-safe "differs": one side set and the other not, or both set apart.
+        differs = (
+            Q(product__isnull=True, media__product__isnull=False)
+            | Q(product__isnull=False, media__product__isnull=True)
+            | (Q(product__isnull=False, media__product__isnull=False) & ~Q(product_id=F("media__product_id")))
+        )
+        ids = list(scoped(Embedding.objects.filter(differs), tenant).values_list("pk", flat=True))
         if ids and not dry_run:
-            for media_id, product_id in (
-                Media.objects.filter(embeddings__pk__in=ids).values_list("pk", "product_id").distinct()
-            ):
-                Embedding.objects.filter(media_id=media_id).update(product_id=product_id)
+            media_product = Media.objects.filter(pk=OuterRef("media_id")).values("product_id")[:1]
+            Embedding.objects.filter(pk__in=ids).update(product_id=Subquery(media_product))
         self._report("Vectors whose product differs from their media's", len(ids), dry_run, "re-aligned")

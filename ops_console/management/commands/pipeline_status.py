@@ -1,11 +1,8 @@
 from django.core.management.base import BaseCommand
-from django.db.models import Count
-from django.db.models.functions import Left
 
 from catalog.models import Media
-from ops_console.admin.pipeline import REASON_PREFIX
-from ops_console.dashboard import Figures, build_dashboard
-from ops_console.maintenance import scoped, tenant_or_error
+from ops_console.dashboard import Figures, build_dashboard, failure_reasons
+from ops_console.maintenance import tenant_or_error
 from ops_console.templatetags.humanize_ops import percent, seconds
 
 TOP_REASONS = 5
@@ -55,17 +52,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Rejected S3 events: {dashboard.rejected_events_24h} in 24 h, {dashboard.rejected_events_total} in all"
         )
-        reasons = (
-            scoped(Media.objects.filter(status=Media.Status.FAILED), tenant)
-            .annotate(reason=Left("error", REASON_PREFIX))
-            .values("reason")
-            .annotate(n=Count("pk"))
-            .order_by("-n", "reason")[:TOP_REASONS]
-        )
+        reasons = failure_reasons(tenant, TOP_REASONS)
         if reasons:
             self.stdout.write("Top failure reasons:")
-            for row in reasons:
-                self.stdout.write(f"  {row['n']:>6}  {row['reason']}")
+            for reason, n in reasons:
+                self.stdout.write(f"  {n:>6}  {reason}")
         if tenant is None and dashboard.tenants:
             self.stdout.write("Per tenant:")
             for row in dashboard.tenants:

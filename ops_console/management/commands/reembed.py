@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from media_pipeline.embedder import ClipEmbedder, ModelUnavailable, model_name_for
-from media_pipeline.reembed import drop_other_models, missing, reembed
+from media_pipeline.reembed import drop_other_models, missing, other_models, reembed
 from ops_console.maintenance import progress_bar, tenant_or_error
 
 # Media per batch: the batch's images go through the model together (about
@@ -76,12 +76,7 @@ class Command(BaseCommand):
         if todo:
             raise CommandError(f"{todo} ready media have no vectors of {name} yet: re-embed them first.")
         if dry_run:
-            from search.models import Embedding
-
-            others = Embedding.objects.exclude(model_name=name)
-            if tenant is not None:
-                others = others.filter(tenant=tenant)
-            self.stdout.write(f"Would delete {others.count()} vectors of other models (dry run).")
+            self.stdout.write(f"Would delete {other_models(name, tenant).count()} vectors of other models (dry run).")
             return
         deleted = drop_other_models(name, tenant, DROP_BATCH_SIZE)
         self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} vectors of other models."))

@@ -3,9 +3,10 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from catalog.batches import scoped
 from catalog.models import Media
 from media_pipeline.lifecycle import back_to_pending
-from ops_console.maintenance import DEFAULT_BATCH_SIZE, run_in_batches, scoped, tenant_or_error
+from ops_console.maintenance import DEFAULT_BATCH_SIZE, run_in_batches, tenant_or_error
 
 
 class Command(BaseCommand):
