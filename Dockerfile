@@ -21,4 +21,8 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-inp
 USER stockmind
 ENV MEDIA_ROOT=/data/media
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
+# One process per two or so cores: each loads the model (about 1.1 GB) and runs
+# one forward pass at a time over all its cores, while its threads do the rest
+# of other requests (bench/api.py). WEB_CONCURRENCY sets the processes.
+ENV WEB_CONCURRENCY=1
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--threads", "8", "--timeout", "60", "--access-logfile", "-"]

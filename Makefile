@@ -17,7 +17,7 @@ export CHROMIUM_PATH ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: install services stop model demo run test lint clean browser
+.PHONY: install services stop model demo run test lint clean browser bench
 
 install: $(STAMP)
 
@@ -66,6 +66,12 @@ test: install browser
 	$(PY) -m config.embedded_services stop --data-dir $(TEST_DATA); \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing the run."; exit 1; fi; \
 	exit $$status
+
+# The performance benchmarks (bench/run_all.py): about 20 minutes on 2 cores,
+# against throwaway databases on the demo's services; writes docs/BENCHMARKS.md.
+# BENCH_ARGS=--quick checks the scripts in a few minutes.
+bench: services
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -5,6 +5,7 @@ taken from the embedded services' env file (`.data/services.env`, written by
 `make services`) when it exists; the environment always wins.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -183,12 +184,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MB
 # downloaded there.
 CLIP_MODEL = env.str("CLIP_MODEL", default="openai/clip-vit-base-patch32")
 # int8 (dynamic quantization of the Linear layers) is the fastest on CPU while
-# its vectors keep a mean cosine above 0.99 to fp32's: bench/embedder_precision.py.
+# its vectors keep a mean cosine above 0.99 to fp32's: bench/ingest.py (docs/BENCHMARKS.md).
 CLIP_PRECISION = env.str("CLIP_PRECISION", default="int8")
 if CLIP_PRECISION not in ("fp32", "bf16", "int8"):
     raise ImproperlyConfigured(f"CLIP_PRECISION must be fp32, bf16 or int8, got {CLIP_PRECISION!r}")
 CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 32)
 CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: torch's own default
+# Ids per processing task: the worker reads a task's images in parallel and
+# embeds them as one batch (bench/ingest.py). 1 gives a task per item.
+MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 16)
+# Threads a worker reads and preprocesses images with (Pillow releases the GIL).
+MEDIA_DECODE_THREADS = _positive_int("MEDIA_DECODE_THREADS", os.cpu_count() or 1)
+# JPEGs are decoded at a reduced scale while their short side stays at least
+# this long (twice CLIP's 224 px by default); 0 decodes every image at full size.
+IMAGE_DRAFT_MIN_SIDE = env.int("IMAGE_DRAFT_MIN_SIDE", default=448)
 # Load the model when the web process starts, not on its first search.
 SEARCH_PRELOAD = env.bool("SEARCH_PRELOAD", default=False)
 VIDEO_SAMPLE_SECONDS = env.float("VIDEO_SAMPLE_SECONDS", default=1.0)

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import IO
 
 import numpy as np
+from django.conf import settings
 from PIL import Image, ImageOps
 
 from media_pipeline.probe import pillow_rejections
 
-# JPEGs are decoded at a reduced DCT scale while their short side stays at
-# least this long: twice CLIP's 224 px, so the final bicubic resize still has
-# detail to work with, at a fraction of the decoding cost of a 3000 px photo.
-DRAFT_MIN_SIDE = 448
 BACKGROUND = (255, 255, 255)
 
 
 def _draft(image: Image.Image, min_side: int) -> None:
+    """Decode a JPEG at a reduced DCT scale (1/2, 1/4, 1/8) while its short side
+    stays at least `min_side` (settings.IMAGE_DRAFT_MIN_SIDE; 0 decodes at full
+    size): a fraction of the cost of decoding a 3000 px photo whole."""
+    if min_side <= 0:
+        return
     width, height = image.size
     scale = min_side / min(width, height)
     if scale < 0.5 and image.format == "JPEG":
@@ -41,7 +43,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_image(file: IO[bytes], min_side: int = DRAFT_MIN_SIDE) -> tuple[Image.Image, tuple[int, int]]:
+def load_image(file: IO[bytes], min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """(RGB image ready for CLIP, (width, height) of the upright original).
     The first frame of an animated GIF or WebP. Raises FileRejected."""
     with pillow_rejections():
@@ -51,7 +53,7 @@ def load_image(file: IO[bytes], min_side: int = DRAFT_MIN_SIDE) -> tuple[Image.I
         orientation = image.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):  # rotated a quarter turn: sides swap
             width, height = height, width
-        _draft(image, min_side)
+        _draft(image, settings.IMAGE_DRAFT_MIN_SIDE if min_side is None else min_side)
         image.load()
         image = ImageOps.exif_transpose(image) or image
         return to_rgb(image), (width, height)

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -24,10 +29,11 @@ from catalog.models import Media, VideoFrame
 from catalog.storage_keys import delete_files_on_commit
 from media_pipeline.duplicates import link_near_duplicate
 from media_pipeline.embedder import get_embedder
+from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
 from media_pipeline.storage import open_local, save_overwriting
-from media_pipeline.video import SampledVideo, sample_video
+from media_pipeline.video import SampledFrame, SampledVideo, sample_video
 from search.models import Embedding
 from search.recognizer import predict_media
 
@@ -35,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 320
 THUMBNAIL_QUALITY = 85
+# A video's kept frames are embedded this many at a time while decoding goes on.
+VIDEO_EMBED_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -93,30 +101,76 @@ def fail(media_id: int, token: str, reason: str) -> bool:
 
 
 def process_media(media_id: int, token: str) -> Outcome:
-    media = claim(media_id, token)
-    if media is None:
-        logger.info("media %s is not pending for task %s: skipped", media_id, token)
-        return Outcome(media_id, "skipped")
-    try:
-        if media.kind == Media.Kind.IMAGE:
-            stored = _process_image(media)
+    return process_batch([media_id], token)[0]
+
+
+def process_batch(media_ids: Sequence[int], token: str) -> list[Outcome]:
+    """Process several items under one claim token, one Outcome per id.
+
+    Images are read and preprocessed in parallel threads, embedded in one
+    batch and stored in one transaction; videos, which batch their own frames,
+    go one by one. A batch delivered again (its worker died, or a transient
+    error is being retried) goes one item at a time, each claimed only when its
+    turn comes: an item that kills the worker then costs the others at most
+    one more attempt, and is failed alone after MEDIA_MAX_ATTEMPTS."""
+    ids = list(dict.fromkeys(media_ids))
+    if len(ids) > 1 and Media.objects.filter(pk__in=ids, status=Media.Status.PROCESSING, claim_token=token).exists():
+        return [outcome for media_id in ids for outcome in process_batch([media_id], token)]
+    outcomes: dict[int, Outcome] = {}
+    claimed = []
+    for media_id in ids:
+        media = claim(media_id, token)
+        if media is None:
+            logger.info("media %s is not pending for task %s: skipped", media_id, token)
+            outcomes[media_id] = Outcome(media_id, "skipped")
         else:
-            stored = _process_video(media)
-    except FileRejected as exc:
-        fail(media_id, token, exc.message)
-        return Outcome(media_id, "failed", exc.message)
-    except FileNotFoundError:
-        reason = "The stored file is missing."
-        fail(media_id, token, reason)
-        return Outcome(media_id, "failed", reason)
-    if not stored(token):
-        logger.warning("media %s lost its claim while processing: result discarded", media_id)
-        return Outcome(media_id, "skipped", "claim lost")
+            claimed.append(media)
+    images = [media for media in claimed if media.kind == Media.Kind.IMAGE]
+    if images:
+        outcomes.update(_process_images(images, token))
+    for video in (media for media in claimed if media.kind == Media.Kind.VIDEO):
+        outcomes[video.pk] = _process_video(video, token)
+    return [outcomes[media_id] for media_id in ids]
+
+
+def fail_claimed(media_ids: Sequence[int], token: str, reason: str) -> int:
+    """Fail the items that `token` still holds (its task ended on an error
+    that is no item's fault); returns how many."""
+    held = Media.objects.filter(pk__in=list(media_ids), status=Media.Status.PROCESSING, claim_token=token)
+    return sum(fail(media_id, token, reason) for media_id in held.values_list("pk", flat=True))
+
+
+def _rejection(media_id: int, exc: Exception) -> str:
+    """The reason an item failed on `exc`: the file's fault, or a bug (logged).
+    Transient errors (storage, database) are raised on, so the task retries."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        raise exc
+    if isinstance(exc, FileRejected):
+        return exc.message
+    if isinstance(exc, FileNotFoundError):
+        return "The stored file is missing."
+    logger.error("processing media %s failed", media_id, exc_info=exc)
+    return f"Processing error: {type(exc).__name__}: {exc}"
+
+
+def _failed(media: Media, token: str, exc: Exception) -> Outcome:
+    reason = _rejection(media.pk, exc)
+    fail(media.pk, token, reason)
+    return Outcome(media.pk, "failed", reason)
+
+
+def _finish(media: Media) -> Outcome:
+    """After the result is stored: near-duplicates and the recognizer."""
     media.refresh_from_db()
     if media.kind == Media.Kind.IMAGE:
         link_near_duplicate(media)
     _predict_product(media)
-    return Outcome(media_id, "ready")
+    return Outcome(media.pk, "ready")
+
+
+def _claim_lost(media: Media) -> Outcome:
+    logger.warning("media %s lost its claim while processing: result discarded", media.pk)
+    return Outcome(media.pk, "skipped", "claim lost")
 
 
 def _predict_product(media: Media) -> None:
@@ -139,22 +193,71 @@ def _validate(media: Media, file) -> None:
             raise FileRejected(f"The content is a {probed.kind}, not a {media.kind}.", code="unsupported_media_type")
 
 
-def _process_image(media: Media):
+@dataclass
+class _Decoded:
+    media: Media
+    pixels: np.ndarray | None = None
+    size: tuple[int, int] = (0, 0)
+    error: Exception | None = None
+
+
+_decoders: ThreadPoolExecutor | None = None
+_decoders_lock = threading.Lock()
+
+
+def _decoder_pool() -> ThreadPoolExecutor:
+    """Threads that read and preprocess images: Pillow and NumPy release the
+    GIL, so a batch's decoding uses every core, not one."""
+    global _decoders
+    with _decoders_lock:
+        if _decoders is None:
+            _decoders = ThreadPoolExecutor(settings.MEDIA_DECODE_THREADS, thread_name_prefix="decode")
+        return _decoders
+
+
+def _decode(media: Media, preprocess) -> _Decoded:
+    try:
+        with open_local(media.storage_key) as file:
+            _validate(media, file)
+            image, size = load_image(file)
+        return _Decoded(media, preprocess(image), size)
+    except Exception as exc:
+        return _Decoded(media, error=exc)
+
+
+def _process_images(images: list[Media], token: str) -> dict[int, Outcome]:
     embedder = get_embedder()
-    with open_local(media.storage_key) as file:
-        _validate(media, file)
-        image, (width, height) = load_image(file)
-    vector = embedder.embed_images([image])[0]
+    decode = partial(_decode, preprocess=embedder.preprocess)
+    decoded = list(_decoder_pool().map(decode, images)) if len(images) > 1 else [decode(images[0])]
+    outcomes = {item.media.pk: _failed(item.media, token, item.error) for item in decoded if item.error}
+    good = [item for item in decoded if item.error is None]
+    if not good:
+        return outcomes
+    vectors = embedder.embed_pixels([item.pixels for item in good])
+    stored = _store_images(good, vectors, token, embedder.model_name)
+    for item in good:
+        media = item.media
+        outcomes[media.pk] = _finish(media) if media.pk in stored else _claim_lost(media)
+    return outcomes
 
-    def store(token: str) -> bool:
-        with transaction.atomic():
-            if not _lock_claim(media, token):
-                return False
-            Embedding.objects.filter(media=media).delete()
-            Embedding.objects.bulk_create(Embedding.build(media, [None], [vector], embedder.model_name))
-            return _release(media.pk, token, status=Media.Status.READY, width=width, height=height)
 
-    return store
+def _store_images(items: list[_Decoded], vectors: np.ndarray, token: str, model_name: str) -> set[int]:
+    """Write the vectors of the items `token` still holds, in one transaction
+    and one bulk insert; returns the ids stored."""
+    with transaction.atomic():
+        held = _lock_claims([item.media for item in items], token)
+        Embedding.objects.filter(media_id__in=held).delete()
+        Embedding.objects.bulk_create(
+            row
+            for item, vector in zip(items, vectors, strict=True)
+            if item.media.pk in held
+            for row in Embedding.build(item.media, [None], [vector], model_name)
+        )
+        for item in items:
+            if item.media.pk in held:
+                width, height = item.size
+                _release(item.media.pk, token, status=Media.Status.READY, width=width, height=height)
+    return held
 
 
 def frame_thumbnail_key(media: Media, index: int) -> str:
@@ -163,18 +266,18 @@ def frame_thumbnail_key(media: Media, index: int) -> str:
     return str(key.with_name(f"{key.stem}.frames") / f"{index:05d}.jpg")
 
 
-def _process_video(media: Media):
+def _process_video(media: Media, token: str) -> Outcome:
+    try:
+        return _embed_video(media, token)
+    except Exception as exc:
+        return _failed(media, token, exc)
+
+
+def _embed_video(media: Media, token: str) -> Outcome:
     embedder = get_embedder()
     with open_local(media.storage_key) as file:
         _validate(media, file)
-        sampled = sample_video(
-            file,
-            sample_seconds=settings.VIDEO_SAMPLE_SECONDS,
-            max_frames=settings.VIDEO_MAX_FRAMES,
-            max_seconds=settings.MAX_VIDEO_SECONDS,
-            output_size=embedder.preprocess.resized_size,
-        )
-    vectors = embedder.embed_images([frame.image for frame in sampled.frames])
+        sampled, vectors = _sample_and_embed(file, embedder)
     thumbnail_keys = [_store_thumbnail(media, frame.index, frame.image) for frame in sampled.frames]
     logger.info(
         "video %s: %d frames decoded, %d sampled, %d kept",
@@ -183,11 +286,38 @@ def _process_video(media: Media):
         sampled.sampled,
         len(sampled.frames),
     )
+    if not _store_video(media, token, sampled, vectors, thumbnail_keys, embedder.model_name):
+        return _claim_lost(media)
+    return _finish(media)
 
-    def store(token: str) -> bool:
-        return _store_video(media, token, sampled, vectors, thumbnail_keys, embedder.model_name)
 
-    return store
+def _sample_and_embed(file, embedder) -> tuple[SampledVideo, np.ndarray]:
+    """Sample the video in a decoding thread while this one embeds the frames
+    kept so far, VIDEO_EMBED_CHUNK at a time: decoding and embedding overlap."""
+    kept: queue.SimpleQueue[SampledFrame] = queue.SimpleQueue()
+    decoding = _decoder_pool().submit(
+        sample_video,
+        file,
+        sample_seconds=settings.VIDEO_SAMPLE_SECONDS,
+        max_frames=settings.VIDEO_MAX_FRAMES,
+        max_seconds=settings.MAX_VIDEO_SECONDS,
+        output_size=embedder.preprocess.resized_size,
+        on_keep=kept.put,
+    )
+    vectors, chunk = [], []
+    while True:
+        try:
+            chunk.append(kept.get(timeout=0.02).image)
+        except queue.Empty:
+            if decoding.done() and kept.empty():
+                break
+            continue
+        if len(chunk) >= VIDEO_EMBED_CHUNK:
+            vectors.append(embedder.embed_images(chunk))
+            chunk = []
+    sampled = decoding.result()  # raises what decoding raised
+    vectors.append(embedder.embed_images(chunk))
+    return sampled, np.concatenate(vectors)
 
 
 def _store_thumbnail(media: Media, index: int, image) -> str:
@@ -202,7 +332,7 @@ def _store_video(
     media: Media, token: str, sampled: SampledVideo, vectors: np.ndarray, thumbnail_keys: list[str], model_name: str
 ) -> bool:
     with transaction.atomic():
-        if not _lock_claim(media, token):
+        if not _lock_claims([media], token):
             return False
         previous = VideoFrame.objects.filter(media=media)
         delete_files_on_commit(set(previous.values_list("thumbnail_key", flat=True)) - set(thumbnail_keys))
@@ -231,14 +361,19 @@ def _store_video(
         )
 
 
-def _lock_claim(media: Media, token: str) -> bool:
-    """Lock the row if `token` still holds its claim, and refresh its product:
-    the recognizer or an operator may have assigned one while it was processed."""
-    rows = list(
+def _lock_claims(media: list[Media], token: str) -> set[int]:
+    """Lock the rows whose claim `token` still holds, and refresh their product:
+    the recognizer or an operator may have assigned one while they were
+    processed. Returns the ids locked."""
+    by_id = {item.pk: item for item in media}
+    rows = (
         Media.objects.select_for_update()
-        .filter(pk=media.pk, status=Media.Status.PROCESSING, claim_token=token)
-        .values_list("product_id", flat=True)
+        .filter(pk__in=list(by_id), status=Media.Status.PROCESSING, claim_token=token)
+        .order_by("pk")
+        .values_list("pk", "product_id")
     )
-    if rows:
-        media.product_id = rows[0]
-    return bool(rows)
+    held = set()
+    for pk, product_id in rows:
+        by_id[pk].product_id = product_id
+        held.add(pk)
+    return held

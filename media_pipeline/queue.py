@@ -18,12 +18,14 @@ PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
 
 
 def send_processing(media_ids: Iterable[int]) -> None:
-    """Send now; raises when the broker is unavailable. Call outside transactions."""
+    """Send now, MEDIA_TASK_BATCH_SIZE ids a task (the worker embeds them as one
+    batch); raises when the broker is unavailable. Call outside transactions."""
     from config.celery import app
 
     ids = list(media_ids)
-    for media_id in ids:
-        app.send_task(PROCESS_MEDIA_TASK, args=[media_id], queue=settings.QUEUE_MEDIA)
+    size = settings.MEDIA_TASK_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        app.send_task(PROCESS_MEDIA_TASK, args=[ids[start : start + size]], queue=settings.QUEUE_MEDIA)
     logger.debug("enqueued %d media for processing", len(ids))
 
 

@@ -21,11 +21,16 @@ class ProcessMediaTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         # Retries exhausted, or an error that is not the file's fault and not
         # transient (a bug): the item fails with the reason, the worker goes on.
-        media_id = args[0] if args else kwargs.get("media_id")
+        media_ids = _ids(args[0] if args else kwargs.get("media_ids"))
         try:
-            processing.fail(media_id, task_id, f"Processing error: {type(exc).__name__}: {exc}")
+            processing.fail_claimed(media_ids, task_id, f"Processing error: {type(exc).__name__}: {exc}")
         except Exception:
-            logger.exception("could not record the failure of media %s; the sweeper will", media_id)
+            logger.exception("could not record the failure of media %s; the sweeper will", media_ids)
+
+
+def _ids(media_ids: int | list[int]) -> list[int]:
+    # A message holds a list of ids; messages queued before batching held one.
+    return [media_ids] if isinstance(media_ids, int) else list(media_ids)
 
 
 @shared_task(
@@ -40,8 +45,8 @@ class ProcessMediaTask(Task):
     retry_jitter=True,
     max_retries=TRANSIENT_RETRIES,
 )
-def process_media(self, media_id: int) -> str:
-    return processing.process_media(media_id, token=self.request.id).status
+def process_media(self, media_ids: list[int] | int) -> list[str]:
+    return [outcome.status for outcome in processing.process_batch(_ids(media_ids), token=self.request.id)]
 
 
 @shared_task(name=SWEEP_MEDIA_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True)

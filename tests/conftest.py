@@ -145,6 +145,20 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str =
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def queued_batches(broker) -> list[list[int]]:
+    """The media ids of each processing task waiting in the media queue, oldest first."""
+    import base64
+    import json
+
+    from django.conf import settings
+
+    bodies = [
+        json.loads(base64.b64decode(json.loads(raw)["body"])) for raw in broker.lrange(settings.QUEUE_MEDIA, 0, -1)
+    ]
+    # Redis hands out from the right end: the oldest message is last in the list.
+    return [body[0][0] for body in reversed(bodies)]
+
+
 def wait_until_settled(media_ids, timeout: float = 90):
     """Wait until every item is `ready` or `failed`; returns them by id."""
     from catalog.models import Media

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from catalog.models import Media
 from media_pipeline.sweeper import sweep
+from tests.conftest import queued_batches
 from tests.factories import MediaFactory, ThresholdsFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,16 +23,7 @@ def processing(tenant, minutes_ago: int, attempts: int) -> Media:
 
 
 def queued_ids(broker) -> list[int]:
-    import json
-
-    ids = []
-    for raw in broker.lrange(settings.QUEUE_MEDIA, 0, -1):
-        message = json.loads(raw)
-        import base64
-
-        body = json.loads(base64.b64decode(message["body"]))
-        ids.append(body[0][0])
-    return ids
+    return [media_id for batch in queued_batches(broker) for media_id in batch]
 
 
 def test_stuck_items_are_requeued_while_attempts_remain(tenant, broker, django_capture_on_commit_callbacks):

@@ -1,0 +1,240 @@
+"""The search API end to end, through the real HTTP server.
+
+    .venv/bin/python bench/api.py [--vectors 5000] [--requests 100] [--seconds 15]
+
+Serves the app with gunicorn as the Dockerfile does (one process of 8
+threads: its forward passes take turns, each using every core; the
+ViT-B/32-shaped model preloaded, int8) over a throwaway
+database holding one tenant's catalog of `--vectors` image vectors. Then, with
+a real HTTP client on loopback:
+
+- one client, one request at a time: p50 and p95 of `/search/image` (a
+  1024x768 JPEG upload) and `/search/text`, after a warm-up;
+- 8 concurrent clients for `--seconds` per endpoint: requests per second,
+  p50 and p95, and errors (any status but 200).
+
+Also the web workers' peak resident memory. Each figure is the median of
+`--rounds` rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ROOT, Server, Table, emit, median, percentile, use_bench_database, verdict, vit_b_32
+
+LOG_DIR = ROOT / ".data" / "bench" / "logs"
+TARGET_P95_MS = {"image": 80.0, "text": 40.0}
+CONCURRENT_CLIENTS = 8
+WORDS = "red blue green leather canvas running shoe boot bag jacket dress watch lamp chair table mug".split()
+
+
+def load_catalog(vectors: int) -> str:
+    """One tenant with `vectors` image vectors over vectors/10 products; its write key."""
+    from catalog.models import ApiKey, Media, Product, Tenant
+    from media_pipeline.embedder import model_name_for
+    from search.models import Embedding
+
+    rng = np.random.default_rng(3)
+    tenant = Tenant.objects.create(slug="bench-api", name="bench api")
+    products = Product.objects.bulk_create(
+        Product(tenant=tenant, sku=f"sku-{i}", title=f"product {i}") for i in range(max(1, vectors // 10))
+    )
+    media = Media.objects.bulk_create(
+        Media(
+            tenant=tenant,
+            product=products[i % len(products)],
+            kind=Media.Kind.IMAGE,
+            storage_key=f"bench/api/{i}.jpg",
+            content_type="image/jpeg",
+            size=1,
+            status=Media.Status.READY,
+        )
+        for i in range(vectors)
+    )
+    units = rng.standard_normal((vectors, 512)).astype(np.float32)
+    units /= np.linalg.norm(units, axis=1, keepdims=True)
+    model_name = model_name_for(os.environ["CLIP_MODEL"])
+    Embedding.objects.bulk_create(
+        (
+            Embedding(tenant=tenant, media=m, product_id=m.product_id, model_name=model_name, vector=v)
+            for m, v in zip(media, units, strict=True)
+        ),
+        batch_size=2000,
+    )
+    _, plaintext = ApiKey.issue(tenant, "bench", scope=ApiKey.Scope.WRITE)
+    return plaintext
+
+
+def query_images(count: int) -> list[bytes]:
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    out = []
+    for _ in range(count):
+        image = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize(
+            (1024, 768), Image.Resampling.BICUBIC
+        )
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        out.append(buffer.getvalue())
+    return out
+
+
+class Client:
+    def __init__(self, server: Server, key: str, images: list[bytes], seed: int):
+        import requests
+
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.server, self.images = server, images
+        self.rng = np.random.default_rng(seed)
+
+    def search(self, endpoint: str) -> tuple[float, bool]:
+        started = time.perf_counter()
+        if endpoint == "image":
+            image = self.images[int(self.rng.integers(len(self.images)))]
+            response = self.session.post(
+                self.server.url("/api/v1/search/image"), files={"file": ("query.jpg", image, "image/jpeg")}
+            )
+        else:
+            words = " ".join(self.rng.choice(WORDS, size=3))
+            response = self.session.post(self.server.url("/api/v1/search/text"), json={"query": words})
+        return (time.perf_counter() - started) * 1000, response.status_code == 200
+
+
+def one_client(client: Client, endpoint: str, requests_: int) -> tuple[list[float], int]:
+    for _ in range(10):
+        client.search(endpoint)  # warm-up: every worker, caches
+    latencies, errors = [], 0
+    for _ in range(requests_):
+        ms, ok = client.search(endpoint)
+        latencies.append(ms)
+        errors += not ok
+    return latencies, errors
+
+
+def concurrent(clients: list[Client], endpoint: str, seconds: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def run(client: Client) -> None:
+        while time.perf_counter() < stop_at:
+            ms, ok = client.search(endpoint)
+            with lock:
+                latencies.append(ms)
+                errors[0] += not ok
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0], len(latencies) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vectors", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=CONCURRENT_CLIENTS)
+    args = parser.parse_args()
+
+    use_bench_database("stockmind_bench_api")
+    os.environ["CLIP_MODEL"] = str(vit_b_32())
+    os.environ.pop("CLIP_PRECISION", None)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    key = load_catalog(args.vectors)
+    images = query_images(20)
+    server = Server({}, args.workers, LOG_DIR / "api-gunicorn.log", threads=args.threads)
+    single: dict[str, list[tuple[float, float]]] = {"image": [], "text": []}
+    loaded: dict[str, list[tuple[float, float, float]]] = {"image": [], "text": []}
+    errors = {"image": 0, "text": 0}
+    counts = {"image": 0, "text": 0}
+    try:
+        for round_ in range(args.rounds):
+            for endpoint in ("image", "text"):
+                latencies, failed = one_client(Client(server, key, images, round_), endpoint, args.requests)
+                single[endpoint].append((median(latencies), percentile(latencies, 95)))
+                errors[endpoint] += failed
+                clients = [Client(server, key, images, 100 * round_ + n) for n in range(CONCURRENT_CLIENTS)]
+                latencies, failed, rate = concurrent(clients, endpoint, args.seconds)
+                loaded[endpoint].append((rate, median(latencies), percentile(latencies, 95)))
+                errors[endpoint] += failed
+                counts[endpoint] += args.requests + len(latencies)
+                print(
+                    f"round {round_ + 1} /search/{endpoint}: one client p95 {single[endpoint][-1][1]:.1f} ms, "
+                    f"{CONCURRENT_CLIENTS} clients {rate:.1f} req/s",
+                    flush=True,
+                )
+        peaks = server.peak_rss_mb()
+    finally:
+        server.stop()
+
+    table = Table(
+        "api",
+        f"Search API through gunicorn ({args.workers} worker x {args.threads} threads, int8), a tenant of "
+        f"{args.vectors:,} vectors, "
+        f"median of {args.rounds} rounds",
+        [
+            "endpoint",
+            "1 client p50 ms",
+            "p95 ms",
+            "target p95",
+            "verdict",
+            "8 clients req/s",
+            "p50 ms",
+            "p95 ms",
+            "errors",
+        ],
+    )
+    for endpoint in ("image", "text"):
+        p50 = median([s[0] for s in single[endpoint]])
+        p95 = median([s[1] for s in single[endpoint]])
+        rate, lp50, lp95 = (median([x[i] for x in loaded[endpoint]]) for i in range(3))
+        target = TARGET_P95_MS[endpoint]
+        table.add(
+            f"POST /api/v1/search/{endpoint}",
+            p50,
+            p95,
+            f"<= {target:.0f}",
+            verdict(p95, target, at_least=False),
+            rate,
+            lp50,
+            lp95,
+            f"{errors[endpoint]} of {counts[endpoint]:,}",
+        )
+    table.notes.append(
+        f"One client: {args.requests} requests a round after 10 warm-ups; {CONCURRENT_CLIENTS} clients: "
+        f"{args.seconds:.0f} s a round. Image queries are 1024x768 JPEGs (about 60 KB); text queries three words."
+    )
+    emit(table)
+    memory = Table("memory", "Web memory: peak resident set of the gunicorn processes", ["process", "peak RSS, MiB"])
+    for process, mib in peaks.items():
+        memory.add(f"web {process}" + (" (model loaded)" if process != "main" else ""), mib)
+    emit(memory)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,292 @@
+"""Image ingest end to end, tuned against a naive baseline, and the fidelity of
+the tuned embeddings.
+
+    .venv/bin/python bench/ingest.py [--images 96] [--rounds 3]
+
+Stores `--images` JPEGs of mixed sizes (800 to 3000 px on the long side) and,
+per configuration, creates their `pending` rows in a fresh tenant, enqueues
+them as the API does (media_pipeline.queue.send_processing) and times until
+the last one is `ready`, through a real Celery worker process started as
+`make run` starts it, database writes, near-duplicate checks and all. Each
+configuration gets its own worker, warmed up first (model loaded); rounds
+interleave the configurations, so the machine's noise falls on all of them,
+and each figure is the median of the rounds.
+
+Configurations, from the naive baseline to the tuned defaults, one lever
+added at a time: a task per image with fp32 at batch size 1 and full-size
+decoding; 16 images a task embedded as one batch and read by parallel
+threads; JPEGs decoded at reduced size (draft); int8 inference.
+
+Fidelity: each configuration's vectors against the baseline's, image by image;
+and, on identical pixels in this process, each precision against fp32, with
+its embedding speed alone. Also the peak resident memory of the tuned worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    ROOT,
+    Table,
+    Worker,
+    emit,
+    median,
+    use_bench_database,
+    verdict,
+    vit_b_32,
+    wait_settled,
+)
+
+MEDIA_DIR = ROOT / ".data" / "bench" / "media"
+LOG_DIR = ROOT / ".data" / "bench" / "logs"
+TARGET_RATE = 40.0
+TARGET_SPEEDUP = 4.0
+BASELINE = "naive: a task per image, fp32, batch 1, full-size decode"
+TUNED = "tuned: + int8 (the defaults)"
+# name -> (task batch size for the sender, the worker's environment)
+CONFIGS: dict[str, tuple[int, dict[str, str]]] = {
+    BASELINE: (
+        1,
+        {"CLIP_PRECISION": "fp32", "CLIP_BATCH_SIZE": "1", "IMAGE_DRAFT_MIN_SIDE": "0", "MEDIA_DECODE_THREADS": "1"},
+    ),
+    "+ 16 images a task: parallel reads, one fp32 batch": (16, {"CLIP_PRECISION": "fp32", "IMAGE_DRAFT_MIN_SIDE": "0"}),
+    "+ JPEGs decoded at reduced size (draft)": (16, {"CLIP_PRECISION": "fp32"}),
+    TUNED: (16, {}),
+}
+
+
+def photo(rng, width: int, height: int) -> bytes:
+    """A photo-like JPEG: smooth colour fields, an object, sensor noise."""
+    from PIL import Image, ImageDraw
+
+    base = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
+    draw = ImageDraw.Draw(base)
+    box = [int(width * rng.uniform(0.2, 0.4)), int(height * rng.uniform(0.2, 0.4))]
+    box += [box[0] + width // 3, box[1] + height // 3]
+    draw.ellipse(box, fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    pixels = np.asarray(base, dtype=np.int16) + rng.integers(-10, 10, (height, width, 3), dtype=np.int16)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def store_images(count: int) -> list[dict]:
+    """Write `count` JPEGs into the media storage; their row fields."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    rng = np.random.default_rng(7)
+    files = []
+    for i in range(count):
+        long_side = int(800 + (3000 - 800) * i / max(1, count - 1))
+        aspect = rng.choice([4 / 3, 3 / 2, 1.0, 3 / 4])
+        width, height = (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
+        data = photo(rng, width, height)
+        key = default_storage.save(f"bench/images/{i:04d}.jpg", ContentFile(data))
+        files.append({"storage_key": key, "size": len(data), "width": width, "height": height})
+    rng.shuffle(files)  # sizes mixed in every batch
+    return files
+
+
+def create_rows(tenant_slug: str, files: list[dict]) -> list[int]:
+    from catalog.models import Media, Tenant
+
+    tenant = Tenant.objects.create(slug=tenant_slug, name=tenant_slug)
+    rows = Media.objects.bulk_create(
+        Media(
+            tenant=tenant,
+            kind=Media.Kind.IMAGE,
+            source=Media.Source.UPLOAD,
+            content_type="image/jpeg",
+            original_filename=Path(f["storage_key"]).name,
+            **f,
+        )
+        for f in files
+    )
+    return [row.pk for row in rows]
+
+
+def ingest(slug: str, files: list[dict], batch_size: int) -> float:
+    """Seconds from enqueueing `files` as new media to the last one ready."""
+    from django.conf import settings
+
+    from media_pipeline.queue import send_processing
+
+    ids = create_rows(slug, files)
+    settings.MEDIA_TASK_BATCH_SIZE = batch_size
+    started = time.perf_counter()
+    send_processing(ids)
+    return wait_settled(ids, timeout=600) - started
+
+
+def vectors_by_file(slug: str) -> dict[str, np.ndarray]:
+    from search.models import Embedding
+
+    rows = Embedding.objects.filter(tenant__slug=slug).values_list("media__storage_key", "vector")
+    return {key: np.asarray(vector, dtype=np.float32) for key, vector in rows}
+
+
+def cosines(vectors: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise cosines of `vectors` to `reference`: as stored, and centred.
+
+    A random-weight model maps different images to vectors 0.93-0.99 apart, so
+    a raw cosine near 1 says little. The centred cosine first subtracts the
+    reference's mean vector from both: how much of what tells the images apart
+    survives."""
+    centre = reference.mean(axis=0)
+    a, b = vectors - centre, reference - centre
+    centred = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return np.sum(vectors * reference, axis=1), centred
+
+
+def aligned(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    keys = sorted(a)
+    return np.stack([a[key] for key in keys]), np.stack([b[key] for key in keys])
+
+
+def precision_fidelity(files: list[dict], repeats: int) -> Table:
+    """Each precision against fp32 on identical pixels, and its speed alone."""
+    from django.core.files.storage import default_storage
+
+    from media_pipeline.embedder import PRECISIONS, ClipEmbedder
+    from media_pipeline.images import load_image
+
+    embedders = {p: ClipEmbedder(str(vit_b_32()), p, 16) for p in PRECISIONS}
+    full, draft = [], []
+    for f in files[:48]:
+        with default_storage.open(f["storage_key"]) as file:
+            full.append(embedders["fp32"].preprocess(load_image(file, min_side=0)[0]))
+        with default_storage.open(f["storage_key"]) as file:
+            draft.append(embedders["fp32"].preprocess(load_image(file)[0]))
+    vectors, rates = {}, {}
+    for precision, embedder in embedders.items():
+        embedder.embed_pixels(draft[:16])  # warm-up
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            vectors[precision] = embedder.embed_pixels(draft)
+            timings.append(time.perf_counter() - started)
+        rates[precision] = len(draft) / median(timings)
+    full_fp32 = embedders["fp32"].embed_pixels(full)
+
+    table = Table(
+        "fidelity",
+        "Embedding fidelity: cosine to fp32 on the same images (target: mean >= 0.99, min >= 0.98)",
+        ["compared", "mean cos", "min cos", "verdict", "centred mean", "centred min", "embedding alone, images/s"],
+    )
+    for precision in PRECISIONS:
+        if precision != "fp32":
+            chosen = " (chosen)" if precision == "int8" else ""
+            table.add(f"{precision} vs fp32, identical pixels{chosen}", *_fidelity(vectors[precision], vectors["fp32"]))
+            table.rows[-1].append(rates[precision])
+    table.add("fp32 itself", "", "", "", "", "", rates["fp32"])
+    table.add("fp32, draft decode vs full-size decode", *_fidelity(vectors["fp32"], full_fp32), "")
+    table.add("int8 + draft decode vs fp32 + full-size decode", *_fidelity(vectors["int8"], full_fp32), "")
+    table.notes.append(
+        f"{len(draft)} of the ingest images, batch 16, median of {repeats}. The ViT-B/32-shaped model has random "
+        "weights and maps different images to vectors 0.93-0.99 apart, so the centred cosines (both vectors minus "
+        "fp32's mean vector) are the stricter check; the target is read on the raw cosines, as the issue states it."
+    )
+    return table
+
+
+def _fidelity(vectors: np.ndarray, reference: np.ndarray) -> list:
+    raw, centred = cosines(vectors, reference)
+    met = raw.mean() >= 0.99 and raw.min() >= 0.98
+    return [
+        float(raw.mean()),
+        float(raw.min()),
+        "met" if met else "missed",
+        float(centred.mean()),
+        float(centred.min()),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    use_bench_database("stockmind_bench_ingest")
+    shutil.rmtree(MEDIA_DIR, ignore_errors=True)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    os.environ["MEDIA_ROOT"] = str(MEDIA_DIR)
+    os.environ["CLIP_MODEL"] = str(vit_b_32())
+    os.environ.pop("CLIP_PRECISION", None)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    files = store_images(args.images)
+    warm_files = files[:16]
+    seconds: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    peaks: dict[str, float] = {}
+    print(f"{args.images} images, {args.rounds} rounds, torch threads per worker: torch's default", flush=True)
+    for round_ in range(args.rounds):
+        for n, (name, (batch_size, env)) in enumerate(CONFIGS.items()):
+            worker = Worker([settings.QUEUE_MEDIA], env, LOG_DIR / f"ingest-{n}.log")
+            try:
+                ingest(f"warm-{round_}-{n}", warm_files, batch_size)
+                elapsed = ingest(f"run-{round_}-{n}", files, batch_size)
+                if name == TUNED:
+                    peaks = worker.peak_rss_mb()
+            finally:
+                worker.stop()
+            seconds[name].append(elapsed)
+            print(f"round {round_ + 1}: {args.images / elapsed:6.1f} images/s  {name}", flush=True)
+
+    baseline_rate = args.images / median(seconds[BASELINE])
+    last = args.rounds - 1
+    baseline_vectors = vectors_by_file(f"run-{last}-0")
+    table = Table(
+        "ingest",
+        f"Image ingest end to end: {args.images} JPEGs of 800-3000 px through a Celery worker, median of {args.rounds}",
+        ["configuration", "images/s", "x baseline", "cos to baseline: mean", "min", "centred mean", "centred min"],
+    )
+    for n, name in enumerate(CONFIGS):
+        rate = args.images / median(seconds[name])
+        raw, centred = cosines(*aligned(vectors_by_file(f"run-{last}-{n}"), baseline_vectors))
+        table.add(
+            name,
+            rate,
+            f"{rate / baseline_rate:.1f}x",
+            *(float(f(c)) for c in (raw, centred) for f in (np.mean, np.min)),
+        )
+    tuned_rate = args.images / median(seconds[TUNED])
+    table.notes.append(
+        f"Target: >= {TARGET_RATE:.0f} images/s ({verdict(tuned_rate, TARGET_RATE, at_least=True)}) and >= "
+        f"{TARGET_SPEEDUP:.0f}x the baseline ({verdict(tuned_rate / baseline_rate, TARGET_SPEEDUP, at_least=True)}). "
+        "Cosines: each configuration's vectors against the baseline's, image by image."
+    )
+    emit(table)
+    emit(precision_fidelity(files, args.rounds))
+
+    memory = Table(
+        "memory",
+        "Worker memory: peak resident set of the tuned worker after the ingest (target: <= 1,536 MiB)",
+        ["process", "peak RSS, MiB", "verdict"],
+    )
+    for process, mib in peaks.items():
+        role = "pool child (loads the model, embeds)" if process.startswith("child") else "main (consumer)"
+        memory.add(f"worker {role}", mib, verdict(mib, 1536, at_least=False))
+    emit(memory)
+
+
+if __name__ == "__main__":
+    main()
