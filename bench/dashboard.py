@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.vector_search import use_bench_database  # noqa: E402
+from bench.common import use_bench_database  # noqa: E402
 
 TENANTS = 50
 INDEX = "media_processed_at"

@@ -195,11 +195,26 @@ CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: torch's own 
 MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 16)
 # Threads a worker reads and preprocesses images with (Pillow releases the GIL).
 MEDIA_DECODE_THREADS = _positive_int("MEDIA_DECODE_THREADS", os.cpu_count() or 1)
-# JPEGs are decoded at a reduced scale while their short side stays at least
-# this long (twice CLIP's 224 px by default); 0 decodes every image at full size.
-IMAGE_DRAFT_MIN_SIDE = env.int("IMAGE_DRAFT_MIN_SIDE", default=448)
+# JPEGs are decoded at a reduced DCT scale (1/2 to 1/8) while their short side
+# stays at least this long, CLIP's input size by default: vectors at cosine
+# 0.99998 to a full-size decode's (bench/ingest.py); 0 decodes at full size.
+IMAGE_DRAFT_MIN_SIDE = env.int("IMAGE_DRAFT_MIN_SIDE", default=224)
 # Load the model when the web process starts, not on its first search.
 SEARCH_PRELOAD = env.bool("SEARCH_PRELOAD", default=False)
+# How often beat checks that each large tenant has its own HNSW index
+# (search/tenant_indexes.py); `manage.py reindex` does it at once.
+SEARCH_INDEX_SYNC_SECONDS = _positive_int("SEARCH_INDEX_SYNC_SECONDS", 600)
+# PostgreSQL's maintenance_work_mem while a tenant's index is built: a graph
+# that outgrows it is built on disk, about 4 times slower (a 100,000-vector
+# tenant needs about 300MB). A parallel build takes it from shared memory, so a
+# database container needs that much /dev/shm (shm_size). Empty: the server's.
+SEARCH_INDEX_BUILD_MEMORY = env.str("SEARCH_INDEX_BUILD_MEMORY", default="1GB")
+if SEARCH_INDEX_BUILD_MEMORY and not (
+    SEARCH_INDEX_BUILD_MEMORY[:-2].isdigit() and SEARCH_INDEX_BUILD_MEMORY[-2:] in ("kB", "MB", "GB")
+):
+    raise ImproperlyConfigured(
+        f"SEARCH_INDEX_BUILD_MEMORY must look like 512MB or 1GB, got {SEARCH_INDEX_BUILD_MEMORY!r}"
+    )
 VIDEO_SAMPLE_SECONDS = env.float("VIDEO_SAMPLE_SECONDS", default=1.0)
 if VIDEO_SAMPLE_SECONDS <= 0:
     raise ImproperlyConfigured("VIDEO_SAMPLE_SECONDS must be positive")
@@ -242,6 +257,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "media_pipeline.sweep_media",
         "schedule": SWEEP_INTERVAL_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SWEEP_INTERVAL_SECONDS},
+    },
+    "sync-tenant-indexes": {
+        "task": "search.sync_tenant_indexes",
+        "schedule": SEARCH_INDEX_SYNC_SECONDS,
+        "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_INDEX_SYNC_SECONDS},
     },
 }
 

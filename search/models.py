@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -10,11 +12,28 @@ from catalog.models import Media, Product, Tenant, TenantOwned, VideoFrame
 
 EMBEDDING_DIMENSIONS = 512
 HNSW_EF_SEARCH_RANGE = (10, 1000)
+# Build parameters of the index shared by all tenants (`reindex --rebuild` can
+# set others); each large tenant's own index has its own (search/tenant_indexes.py).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+TENANT_INDEX_PREFIX = "embedding_hnsw_t"
+
+
+def tenant_index_name(tenant_id: int, model_name: str) -> str:
+    """The name of the HNSW index over one tenant's vectors of one model: the
+    model is hashed, as a name may hold any characters and an index name only 63."""
+    digest = hashlib.sha256(model_name.encode()).hexdigest()[:8]
+    return f"{TENANT_INDEX_PREFIX}{tenant_id}_{digest}"
 
 
 class Embedding(TenantOwned):
     """One vector per image, or per sampled frame of a video. One table for both,
-    so that one nearest-neighbour query covers images and frames."""
+    so that one nearest-neighbour query covers images and frames.
+
+    Besides the indexes below, each large tenant has an HNSW index over its own
+    vectors, kept by search/tenant_indexes.py (not by migrations: which ones
+    exist follows the data). The vector is stored in the row, not in TOAST
+    (migration 0005)."""
 
     media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="embeddings")
     frame = models.ForeignKey(VideoFrame, null=True, blank=True, on_delete=models.CASCADE, related_name="embeddings")
@@ -36,8 +55,8 @@ class Embedding(TenantOwned):
             HnswIndex(
                 name="embedding_vector_hnsw",
                 fields=["vector"],
-                m=16,
-                ef_construction=64,
+                m=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
                 opclasses=["vector_cosine_ops"],
             ),
             models.Index(fields=["tenant", "product"], name="embedding_tenant_product"),

@@ -1,20 +1,23 @@
 """Nearest products to a query vector, inside one tenant.
 
-An HNSW index scan returns the `ef_search` nearest vectors of the whole table
-and only then applies `WHERE tenant_id = ...`: a tenant holding 1% of the
-vectors would get almost nothing back. So the query plan depends on the server
-and on the tenant's size:
+An HNSW index scan returns the `ef_search` nearest vectors the index holds and
+only then applies `WHERE tenant_id = ...`: on the index shared by all tenants, a
+tenant holding 1% of the vectors would get almost nothing back. So the plan
+depends on the tenant's size and on the server:
 
-- pgvector >= 0.8: iterative index scans (`hnsw.iterative_scan`) keep scanning
-  until enough rows pass the filter.
-- older pgvector (the embedded server has 0.6): a tenant with at most
-  `EXACT_SCAN_MAX_VECTORS` vectors is scanned exactly (no index: exact results,
-  and the faster plan at that size); a larger tenant uses the index with
-  `ef_search` raised in proportion to how much of the table is not theirs, and
-  falls back to the exact scan when that still returns too few products.
+- a large tenant has an HNSW index of its own (search/tenant_indexes.py): a
+  plain index scan of it, with the tenant's `ef_search`;
+- a tenant with at most `EXACT_SCAN_MAX_VECTORS` vectors is scanned exactly (no
+  index: exact results, and within the latency target at that size);
+- pgvector >= 0.8: iterative scans (`hnsw.iterative_scan`) of whichever index
+  the planner picks keep scanning until enough rows pass the filter;
+- older pgvector (the embedded server has 0.6), for a large tenant whose index
+  is not built yet: the shared index with `ef_search` raised in proportion to
+  how much of the table is not theirs.
 
-Hits are grouped by product (its best image or frame); unassigned media are
-their own entries.
+An index scan that returns fewer products than asked for, while more may lie
+within reach of min_score, is followed by an exact scan. Hits are grouped by
+product (its best image or frame); unassigned media are their own entries.
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ from functools import cache
 
 import numpy as np
 from django.db import connection, transaction
-from pgvector import Vector
 
-from search.models import HNSW_EF_SEARCH_RANGE, Thresholds
+from search.models import HNSW_EF_SEARCH_RANGE, Thresholds, tenant_index_name
 
-# Up to this many vectors an exact scan of the tenant's rows is faster than the
-# widened index scan (about 3 ms per 1,000 vectors against 11-17 ms on 2 cores;
-# bench/vector_search.py), and exact besides.
-EXACT_SCAN_MAX_VECTORS = 5_000
+# Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
+# 1,000 vectors on 2 cores, stored in the row) is as fast as a scan of an HNSW
+# index of its own (3 to 5 ms at any size), and exact: a larger tenant gets its
+# own index (search/tenant_indexes.py). Measured by bench/vector_search.py.
+EXACT_SCAN_MAX_VECTORS = 2_000
 # Raw hits fetched per requested product on the index path: products have
 # several images and frames, and grouping needs their neighbours too.
 HITS_PER_PRODUCT = 4
@@ -78,6 +81,14 @@ def pgvector_version() -> tuple[int, ...]:
     return cached
 
 
+def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
+    """pgvector's text form of a float32 vector. Nine significant digits read
+    back the same float32: a third shorter than pgvector.Vector.to_text()'s
+    float64 digits, to format, send and parse on every query."""
+    values = np.asarray(vector, dtype=np.float32).tolist()
+    return "[" + ",".join([f"{value:.9g}" for value in values]) + "]"
+
+
 def supports_iterative_scan() -> bool:
     return pgvector_version() >= (0, 8)
 
@@ -98,7 +109,8 @@ def _filters(tenant_id: int, model_name: str, category: str | None, exclude_medi
 
 
 def _exact(where: str, params: dict, k: int, max_distance: float) -> list[Hit]:
-    # MATERIALIZED keeps the planner from using the HNSW index here: every row
+    """The k best products by comparing every row of the tenant."""
+    # MATERIALIZED keeps the planner from using an HNSW index here: every row
     # of the tenant is compared, so the result is exact.
     sql = f"""
         WITH candidates AS MATERIALIZED (
@@ -120,7 +132,47 @@ def _exact(where: str, params: dict, k: int, max_distance: float) -> list[Hit]:
         return [Hit(m, f, p, 1.0 - float(d)) for m, f, p, d in cursor.fetchall()]
 
 
+def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tuple[list[tuple], int]:
+    """The `fetch` nearest rows of the tenant by comparing each, reading at most
+    `scan_at_most` of its rows, and how many were read: reading that many means
+    the tenant has more, and the rows are not its nearest."""
+    # Sorting only the nearest rows is about twice as fast as grouping them all
+    # by product (_exact); grouping them afterwards gives the same top k when
+    # they hold k products. MATERIALIZED keeps HNSW indexes out, as in _exact.
+    sql = f"""
+        WITH candidates AS MATERIALIZED (
+            SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
+            FROM search_embedding e
+            WHERE {where}
+            LIMIT %(scan_at_most)s
+        )
+        SELECT media_id, frame_id, product_id, distance, (SELECT count(*) FROM candidates)
+        FROM candidates
+        ORDER BY distance, media_id
+        LIMIT %(fetch)s
+    """  # noqa: S608 - `where` is built from constants; values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "fetch": fetch, "scan_at_most": scan_at_most})
+        rows = cursor.fetchall()
+    return [row[:4] for row in rows], (rows[0][4] if rows else 0)
+
+
+def _has_own_index(tenant_id: int, model_name: str) -> bool:
+    """Whether the tenant's own HNSW index (search/tenant_indexes.py) is built
+    and usable: one lookup in the catalog, well under a millisecond."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+            [tenant_index_name(tenant_id, model_name)],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def _indexed(where: str, params: dict, fetch: int, ef_search: int, iterative: bool) -> list[tuple]:
+    # The tenant and the model reach the planner as constants (Django binds
+    # parameters on the client), which is what lets it pick the tenant's own
+    # partial index; server-side binding with generic plans would lose that.
     sql = f"""
         SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
         FROM search_embedding e
@@ -128,7 +180,8 @@ def _indexed(where: str, params: dict, fetch: int, ef_search: int, iterative: bo
         ORDER BY e.vector <=> %(query)s::vector
         LIMIT %(fetch)s
     """  # noqa: S608 - `where` is built from constants; values are parameters
-    with connection.cursor() as cursor:
+    # set_config(..., true) settings last until the transaction ends.
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         if iterative:
             cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
@@ -188,27 +241,30 @@ def nearest_products(
     min_score = thresholds.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
     where, params = _filters(tenant_id, model_name, category, exclude_media_id)
-    params["query"] = Vector(np.asarray(vector, dtype=np.float32)).to_text()
+    params["query"] = vector_literal(vector)
 
+    fetch = k * HITS_PER_PRODUCT
+    ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(thresholds.hnsw_ef_search, fetch))
     rows = None  # raw rows of an index scan, when one was used
-    with transaction.atomic():  # set_config(..., true) settings end with it
-        if supports_iterative_scan():
-            fetch = k * HITS_PER_PRODUCT
-            rows = _indexed(where, params, fetch, thresholds.hnsw_ef_search, iterative=True)
-            hits, strategy = _group(rows, k, max_distance), "hnsw-iterative"
+    if supports_iterative_scan():
+        rows = _indexed(where, params, fetch, ef_search, iterative=True)
+        hits, strategy = _group(rows, k, max_distance), "hnsw-iterative"
+    elif _has_own_index(tenant_id, model_name):
+        rows = _indexed(where, params, fetch, ef_search, iterative=False)
+        hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
+    else:
+        exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
+        if scanned <= EXACT_SCAN_MAX_VECTORS:
+            hits, strategy = _group(exact_rows, k, max_distance), "exact"
+            if len(hits) < k and len(exact_rows) == fetch and exact_rows[-1][3] <= max_distance:
+                hits = _exact(where, params, k, max_distance)  # products with many rows near the query
         else:
+            # Its own index is not built yet (search/tenant_indexes.py).
             mine, total = _tenant_share(tenant_id, model_name)
-            if mine <= EXACT_SCAN_MAX_VECTORS:
-                hits, strategy = _exact(where, params, k, max_distance), "exact"
-            else:
-                fetch = k * HITS_PER_PRODUCT
-                share = mine / total
-                ef_search = min(
-                    HNSW_EF_SEARCH_RANGE[1],
-                    max(thresholds.hnsw_ef_search, math.ceil(fetch / share * OVERFETCH_EF_FACTOR)),
-                )
-                rows = _indexed(where, params, fetch, ef_search, iterative=False)
-                hits, strategy = _group(rows, k, max_distance), "hnsw-overfetch"
-        if _may_have_missed(hits, rows, k, max_distance):
-            hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"
+            share = mine / total
+            widened = min(HNSW_EF_SEARCH_RANGE[1], max(ef_search, math.ceil(fetch / share * OVERFETCH_EF_FACTOR)))
+            rows = _indexed(where, params, fetch, widened, iterative=False)
+            hits, strategy = _group(rows, k, max_distance), "hnsw-overfetch"
+    if _may_have_missed(hits, rows, k, max_distance):
+        hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"
     return SearchResult(hits, (time.perf_counter() - started) * 1000, strategy)

@@ -1,4 +1,5 @@
-"""Celery tasks of the recognizer: ids in, one function call."""
+"""Celery tasks of the recognizer and of the tenant indexes: ids in, one
+function call."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from celery import shared_task
 from catalog.models import Tenant
 from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.queue import PREDICT_UNASSIGNED_TASK, TRAIN_RECOGNIZER_TASK
-from search import recognizer
+from search import recognizer, tenant_indexes
 
 logger = logging.getLogger(__name__)
+
+# Named in config/settings.py CELERY_BEAT_SCHEDULE.
+SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
+# The first sync of a large deployment builds many indexes (a 100,000-vector
+# tenant's takes about a minute on 2 cores): above CELERY_TASK_TIME_LIMIT, a
+# killed build would be left invalid and started over at every run. A copy
+# redelivered meanwhile finds the sync's lock taken and does nothing.
+SYNC_TIME_LIMIT_S = 6 * 3600
 
 
 @shared_task(
@@ -31,3 +40,17 @@ def predict_unassigned(tenant_id: int) -> dict | None:
         logger.info("tenant %s is gone: no predictions", tenant_id)
         return None
     return recognizer.predict_unassigned(tenant).__dict__
+
+
+@shared_task(
+    name=SYNC_TENANT_INDEXES_TASK,
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    max_retries=3,
+    retry_backoff=True,
+    time_limit=SYNC_TIME_LIMIT_S,
+)
+def sync_tenant_indexes() -> dict:
+    """Build the missing tenant indexes, drop the obsolete ones (beat)."""
+    result = tenant_indexes.sync(progress=logger.info)
+    return {"created": result.created, "dropped": result.dropped, "kept": result.kept, "skipped": result.skipped}

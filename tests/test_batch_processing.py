@@ -26,7 +26,7 @@ def stored(tenant, name: str, data: bytes, **fields) -> Media:
 
 
 def photos(tenant, count: int) -> list[Media]:
-    # Sizes from small to one large enough to be decoded at a reduced scale (1/4).
+    # Sizes from small to one large enough to be decoded at a reduced scale (1/8).
     sides = [(320, 240), (640, 480), (2400, 1800), (500, 900)]
     return [
         stored(tenant, f"p{i}.jpg", media_files.jpeg_bytes(*sides[i % 4], color=(40 * i % 255, 90, 200), seed=i))
@@ -126,7 +126,7 @@ def test_a_batch_through_the_real_worker(worker, tenant, settings, django_captur
     assert Embedding.objects.filter(media__in=items).count() == 6
 
 
-@pytest.mark.parametrize(("min_side", "decoded"), [(448, (600, 450)), (0, (2400, 1800))])
+@pytest.mark.parametrize(("min_side", "decoded"), [(224, (300, 225)), (448, (600, 450)), (0, (2400, 1800))])
 def test_large_jpegs_are_decoded_at_reduced_size_unless_turned_off(settings, min_side, decoded):
     settings.IMAGE_DRAFT_MIN_SIDE = min_side
     image, size = load_image(io.BytesIO(media_files.jpeg_bytes(2400, 1800)))

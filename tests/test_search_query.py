@@ -67,6 +67,16 @@ def test_a_product_with_several_images_counts_once_with_its_best(tenant, q):
     assert hits[0].media_id == best.media_id
 
 
+def test_a_product_with_many_near_images_does_not_hide_the_next_product(tenant, q):
+    shoe, mug = ProductFactory(tenant=tenant, sku="SHOE"), ProductFactory(tenant=tenant, sku="MUG")
+    for i in range(3 * query.HITS_PER_PRODUCT):  # more of the shoe's rows than the scan keeps for k=2
+        add(tenant, near(q, 0.05 + 0.01 * i, seed=i), shoe)
+    add(tenant, near(q, 0.5, 99), mug)
+    found = search(tenant, q, k=2)
+    assert found.strategy == "exact"
+    assert [h.product_id for h in found.hits] == [shoe.pk, mug.pk]
+
+
 def test_frames_are_reported_with_the_video(tenant, q):
     product = ProductFactory(tenant=tenant)
     video = MediaFactory(tenant=tenant, product=product, kind=Media.Kind.VIDEO)
@@ -135,7 +145,7 @@ def bulk_vectors(tenant, count: int, seed: int) -> None:
 
 def exact_top(tenant, vector, k: int = 10) -> list[int]:
     where, params = query._filters(tenant.pk, MODEL, None, None)
-    params["query"] = query.Vector(np.asarray(vector, dtype=np.float32)).to_text()
+    params["query"] = query.vector_literal(vector)
     with transaction.atomic():
         # max distance 1.0 is min_score 0, as search() uses
         return [hit.media_id for hit in query._exact(where, params, k, 1.0)]
@@ -144,8 +154,8 @@ def exact_top(tenant, vector, k: int = 10) -> list[int]:
 @pytest.mark.slow
 def test_a_small_tenant_gets_the_same_top_10_as_an_exact_scan(monkeypatch):
     big, small = TenantFactory(slug="big"), TenantFactory(slug="small")
-    bulk_vectors(big, 4000, seed=1)
-    bulk_vectors(small, 40, seed=2)  # 1% of the table
+    bulk_vectors(big, 1000, seed=1)
+    bulk_vectors(small, 10, seed=2)  # 1% of the table
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE search_embedding")
     queries = [unit(v) for v in clustered(12, seed=3)]
@@ -153,7 +163,8 @@ def test_a_small_tenant_gets_the_same_top_10_as_an_exact_scan(monkeypatch):
     for vector in queries:
         assert [h.media_id for h in search(small, vector, k=10).hits] == exact_top(small, vector)
 
-    # The index path, forced for the big tenant (as for a large one), keeps recall@10.
+    # A large tenant whose own index is not built yet (search/tenant_indexes.py)
+    # goes through the shared index, widened: recall@10 holds.
     monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)
     recalls = []
     for vector in queries:

@@ -1,0 +1,214 @@
+"""One HNSW index per large tenant: a partial index over that tenant's vectors
+of the model searches read.
+
+The shared index holds every tenant's vectors, and pgvector before 0.8 filters
+by tenant only after the index scan: a tenant's search has to widen the scan by
+how much of the table is not theirs, which costs time and recall. An index
+`WHERE tenant_id = <id> AND model_name = '<model>'` holds nothing else, so a
+plain scan with the tenant's `ef_search` is enough. The planner picks it because
+the query's tenant and model reach it as constants (Django binds parameters on
+the client); tests/test_tenant_indexes.py checks the plan.
+
+Which tenants have one follows the data, so migrations do not create them:
+`sync` (a Celery beat task and `manage.py reindex`) creates the missing ones,
+drops those of a tenant that shrank, of a model no longer searched or of a
+tenant gone, and rebuilds any left invalid by an interrupted build or built with
+other parameters. Builds and drops run CONCURRENTLY: searches and writes go on
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+
+from search import query
+from search.models import TENANT_INDEX_PREFIX, tenant_index_name
+
+logger = logging.getLogger(__name__)
+
+# A tenant above query.EXACT_SCAN_MAX_VECTORS gets an index; it keeps it until
+# it falls below this fraction of that, so that a tenant near the line does not
+# have its index dropped and rebuilt over and over.
+KEEP_ABOVE_SHARE_OF_EXACT_MAX = 0.5
+# Build parameters of a tenant's index. Photos cluster by subject, and on
+# clustered vectors an HNSW graph built with ef_construction 64 can leave a
+# cluster badly linked: a query landing there finds few of its true neighbours
+# (recall@10 0.92 to 0.99 from one build to the next on a 100,000-vector tenant,
+# some queries 0). 128 links the graph better (0.997, none below 0.9, at
+# ef_search 100; bench/vector_search.py) for a build about 1.7 times longer.
+# A change here rebuilds every tenant index at the next sync.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
+# One sync at a time across processes (beat, a command): two would build the
+# same index twice.
+ADVISORY_LOCK_KEY = 0x57_0C_1D_E5
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TenantIndex:
+    name: str
+    tenant_id: int
+    model_name: str
+    vectors: int
+    replaces: bool = False  # an invalid or outdated index of that name, dropped just before
+
+
+@dataclass
+class SyncPlan:
+    create: list[TenantIndex] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    kept: int = 0
+
+
+@dataclass
+class SyncResult:
+    created: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    kept: int = 0
+    skipped: bool = False  # another sync held the lock
+    build_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def existing() -> dict[str, bool]:
+    """The tenant indexes on the embedding table, each with whether it can stay:
+    valid (a CONCURRENTLY build that failed leaves an invalid index behind) and
+    built with the current parameters."""
+    current = {f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'search_embedding'::regclass AND c.relname LIKE %s",
+            [TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
+        )
+        return {name: valid and set(options or []) == current for name, valid, options in cursor.fetchall()}
+
+
+def _keep_from() -> int:
+    return int(query.EXACT_SCAN_MAX_VECTORS * KEEP_ABOVE_SHARE_OF_EXACT_MAX)
+
+
+def _vector_counts(model_names: list[str], tenant_id: int | None) -> dict[tuple[int, str], int]:
+    """Vectors per (tenant, model), for those with enough to keep an index."""
+    # One pass over the table (or over one tenant's rows).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tenant_id, model_name, count(*) FROM search_embedding"
+            " WHERE model_name = ANY(%(models)s) AND (%(tenant)s::bigint IS NULL OR tenant_id = %(tenant)s)"
+            " GROUP BY tenant_id, model_name HAVING count(*) >= %(at_least)s",
+            {"models": model_names, "tenant": tenant_id, "at_least": _keep_from()},
+        )
+        return {(tenant, model): count for tenant, model, count in cursor.fetchall()}
+
+
+def _searched_models() -> list[str]:
+    from search.recognizer import current_embedding_model
+
+    return [current_embedding_model()]
+
+
+def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> SyncPlan:
+    """What `sync` would do now: indexes to build (smallest tenant first: the
+    most tenants served soonest) and indexes to drop."""
+    model_names = model_names or _searched_models()
+    counts = _vector_counts(model_names, tenant_id)
+    usable = existing()
+    if tenant_id is not None:
+        usable = {name: ok for name, ok in usable.items() if name.startswith(f"{TENANT_INDEX_PREFIX}{tenant_id}_")}
+    keep = {tenant_index_name(tenant, model): (tenant, model, count) for (tenant, model), count in counts.items()}
+    result = SyncPlan()
+    for name, (tenant, model, count) in sorted(keep.items(), key=lambda item: item[1][2]):
+        if usable.get(name):
+            result.kept += 1
+        elif count > query.EXACT_SCAN_MAX_VECTORS:
+            result.create.append(TenantIndex(name, tenant, model, count, replaces=name in usable))
+    rebuilt = {index.name for index in result.create}
+    result.drop = sorted(name for name in usable if name not in rebuilt and not (name in keep and usable[name]))
+    return result
+
+
+def create_statement(index: TenantIndex) -> str:
+    return (
+        f"CREATE INDEX CONCURRENTLY {index.name} ON search_embedding USING hnsw (vector vector_cosine_ops)"
+        f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+        f" WHERE tenant_id = {int(index.tenant_id)} AND model_name = {_quote(index.model_name)}"
+    )
+
+
+def drop_statement(name: str) -> str:
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def statements(sync_plan: SyncPlan) -> list[str]:
+    result = [drop_statement(name) for name in sync_plan.drop]
+    for index in sync_plan.create:
+        result += [drop_statement(index.name)] if index.replaces else []
+        result.append(create_statement(index))
+    return result
+
+
+def sync(
+    *, model_names: list[str] | None = None, tenant_id: int | None = None, progress: Progress | None = None
+) -> SyncResult:
+    """Build the missing tenant indexes and drop the obsolete ones (of all
+    tenants, or of one). Runs outside a transaction, as CONCURRENTLY needs; a
+    sync already running elsewhere makes this one a no-op."""
+    say = progress or logger.info
+    connection.ensure_connection()
+    if connection.in_atomic_block:
+        raise RuntimeError("Tenant indexes are built CONCURRENTLY, which cannot run inside a transaction.")
+    result = SyncResult()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            say("Another sync of the tenant indexes is running: nothing done.")
+            result.skipped = True
+            return result
+        try:
+            todo = plan(model_names, tenant_id)
+            result.kept = todo.kept
+            steps = len(todo.drop) + len(todo.create)
+            for number, name in enumerate(todo.drop, 1):
+                say(f"[{number}/{steps}] dropping {name}")
+                cursor.execute(drop_statement(name))
+                result.dropped.append(name)
+            if todo.create and settings.SEARCH_INDEX_BUILD_MEMORY:
+                # A build whose graph outgrows maintenance_work_mem goes on on
+                # disk, about 4 times slower (bench/vector_search.py).
+                cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
+            for number, index in enumerate(todo.create, len(todo.drop) + 1):
+                say(f"[{number}/{steps}] building {index.name} (tenant {index.tenant_id}, {index.vectors:,} vectors)")
+                started = time.perf_counter()
+                if index.replaces:
+                    # Dropped only now: the tenant's searches go without an
+                    # index of their own just while this one builds.
+                    cursor.execute(drop_statement(index.name))
+                cursor.execute(create_statement(index))
+                result.build_seconds[index.name] = time.perf_counter() - started
+                say(f"[{number}/{steps}] built {index.name} in {result.build_seconds[index.name]:.1f} s")
+                result.created.append(index.name)
+            if result.created:
+                # Fresh statistics: with a stale row estimate for the tenant, the
+                # planner may prefer sorting its rows to the new index.
+                cursor.execute("ANALYZE search_embedding")
+        finally:
+            cursor.execute("RESET maintenance_work_mem")
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+    return result
+
+
+def reindex_statements(tenant_id: int) -> list[str]:
+    """Rebuild a tenant's existing indexes in place, without blocking searches."""
+    prefix = f"{TENANT_INDEX_PREFIX}{tenant_id}_"
+    return [f"REINDEX INDEX CONCURRENTLY {name}" for name in sorted(existing()) if name.startswith(prefix)]

@@ -1,0 +1,184 @@
+"""Each large tenant's own HNSW index: built and dropped by search/tenant_indexes.py
+(beat task, `reindex`), used by the search query, never leaking other tenants.
+
+Indexes are built CONCURRENTLY, which needs autocommit: these tests use
+transactional_db, and drop what they built (a flush does not drop indexes)."""
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from catalog.models import Media
+from search import query, tenant_indexes
+from search.models import Embedding, tenant_index_name
+from search.tasks import SYNC_TENANT_INDEXES_TASK, sync_tenant_indexes
+from tests.factories import MediaFactory, TenantFactory
+
+MODEL = "test-clip"
+DIM = 512
+# Stands in for EXACT_SCAN_MAX_VECTORS, so that a few hundred vectors make a
+# large tenant.
+SMALL_EXACT_MAX = 100
+
+
+@pytest.fixture
+def tenants(transactional_db, monkeypatch):
+    monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", SMALL_EXACT_MAX)
+    big, small = TenantFactory(slug="big"), TenantFactory(slug="small")
+    yield big, small
+    with connection.cursor() as cursor:
+        for name in tenant_indexes.existing():
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def clustered(count: int, seed: int) -> np.ndarray:
+    """Unit vectors around 20 centres, as photo embeddings group by subject."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(0).standard_normal((20, DIM))
+    vectors = centres[rng.integers(0, 20, count)] + 0.6 * rng.standard_normal((count, DIM))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_vectors(tenant, vectors, model: str = MODEL) -> list[Embedding]:
+    media = Media.objects.bulk_create(
+        MediaFactory.build(tenant=tenant, product=None, storage_key=f"k/{tenant.slug}/{model}/{i}", sha256="")
+        for i in range(len(vectors))
+    )
+    return Embedding.objects.bulk_create(
+        Embedding(tenant=tenant, media=m, model_name=model, vector=v) for m, v in zip(media, vectors, strict=True)
+    )
+
+
+def search(tenant, vector, k: int = 10):
+    return query.nearest_products(vector, tenant_id=tenant.pk, model_name=MODEL, k=k, min_score=0.0)
+
+
+def exact_top(tenant, vector, k: int = 10) -> list[int]:
+    where, params = query._filters(tenant.pk, MODEL, None, None)
+    params["query"] = query.vector_literal(vector)
+    with transaction.atomic():
+        return [hit.media_id for hit in query._exact(where, params, k, 1.0)]
+
+
+def plan_of_search(tenant, vector) -> str:
+    """EXPLAIN of the index scan that nearest_products sends, as it sends it."""
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        if "ORDER BY e.vector" in sql:
+            statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        search(tenant, vector)
+    [(sql, params)] = statements
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_large_tenant_gets_its_own_index_which_its_searches_use(tenants):
+    big, small = tenants
+    add_vectors(big, clustered(300, seed=1))
+    add_vectors(small, clustered(40, seed=2))
+    name = tenant_index_name(big.pk, MODEL)
+
+    result = tenant_indexes.sync(model_names=[MODEL])
+
+    assert result.created == [name] and result.dropped == []
+    assert set(tenant_indexes.existing()) == {name}
+    vector = clustered(1, seed=3)[0]
+    assert f"Index Scan using {name}" in plan_of_search(big, vector)
+    found = search(big, vector)
+    assert found.strategy == "hnsw-tenant"
+    assert search(small, vector).strategy == "exact"
+    # A second run has nothing to do.
+    again = tenant_indexes.sync(model_names=[MODEL])
+    assert again.created == again.dropped == [] and again.kept == 1
+
+
+def test_searches_through_a_tenant_index_keep_recall_and_never_see_other_tenants(tenants):
+    big, other = tenants
+    mine = {e.media_id for e in add_vectors(big, clustered(600, seed=4))}
+    queries = clustered(12, seed=5)
+    # The other tenant's vectors are the queries themselves: nearer than any of big's.
+    add_vectors(other, np.repeat(queries, 20, axis=0))
+    tenant_indexes.sync(model_names=[MODEL])
+    assert set(tenant_indexes.existing()) == {tenant_index_name(big.pk, MODEL), tenant_index_name(other.pk, MODEL)}
+
+    recalls = []
+    for vector in queries:
+        found = search(big, vector)
+        assert found.strategy == "hnsw-tenant"
+        got = [hit.media_id for hit in found.hits]
+        assert set(got) <= mine
+        recalls.append(len(set(exact_top(big, vector)) & set(got)) / 10)
+    assert np.mean(recalls) >= 0.95, recalls
+
+
+def test_obsolete_indexes_are_dropped(tenants):
+    big, small = tenants
+    vectors = add_vectors(big, clustered(150, seed=6))
+    add_vectors(small, clustered(150, seed=7), model="old-model")
+    tenant_indexes.sync(model_names=[MODEL, "old-model"])
+    assert len(tenant_indexes.existing()) == 2
+
+    # big shrinks, but not below half the threshold: it keeps its index.
+    Embedding.objects.filter(pk__in=[e.pk for e in vectors[:90]]).delete()
+    assert tenant_indexes.sync(model_names=[MODEL]).dropped == [tenant_index_name(small.pk, "old-model")]
+    assert set(tenant_indexes.existing()) == {tenant_index_name(big.pk, MODEL)}
+    # Below half: dropped; its searches go back to the exact scan.
+    Embedding.objects.filter(pk__in=[e.pk for e in vectors[90:120]]).delete()
+    assert tenant_indexes.sync(model_names=[MODEL]).dropped == [tenant_index_name(big.pk, MODEL)]
+    assert tenant_indexes.existing() == {}
+    assert search(big, clustered(1, seed=8)[0]).strategy == "exact"
+
+
+def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(tenants):
+    big, _ = tenants
+    add_vectors(big, clustered(150, seed=9))
+    tenant_indexes.sync(model_names=[MODEL])
+    name = tenant_index_name(big.pk, MODEL)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [name])
+    assert search(big, clustered(1, seed=10)[0]).strategy != "hnsw-tenant"
+
+    todo = tenant_indexes.plan(model_names=[MODEL])
+    assert todo.drop == [] and [(index.name, index.replaces) for index in todo.create] == [(name, True)]
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.existing() == {name: True}
+
+
+def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, settings):
+    big, _ = tenants
+    settings.CLIP_MODEL = MODEL  # the model searches read: the one indexed
+    add_vectors(big, clustered(150, seed=11))
+    name = tenant_index_name(big.pk, MODEL)
+
+    out = run("reindex", "--tenant-indexes-only", "--dry-run")
+    assert f"CREATE INDEX CONCURRENTLY {name}" in out and "1 to build" in out
+    assert "REINDEX INDEX CONCURRENTLY embedding_vector_hnsw" not in out
+    assert tenant_indexes.existing() == {}
+
+    assert sync_tenant_indexes.apply().get() == {"created": [name], "dropped": [], "kept": 0, "skipped": False}
+
+    out = run("reindex", "--tenant", "big")
+    assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 1 kept" in out
+    out = run("reindex")
+    assert "embedding_vector_hnsw rebuilt" in out and "1 kept" in out
+
+
+def test_beat_schedules_the_sync_on_the_maintenance_queue():
+    entry = settings.CELERY_BEAT_SCHEDULE["sync-tenant-indexes"]
+    assert entry["task"] == SYNC_TENANT_INDEXES_TASK
+    assert entry["options"]["queue"] == settings.QUEUE_MAINTENANCE
+
+
+def run(*args) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
