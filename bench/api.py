@@ -5,7 +5,8 @@
 Serves the app with gunicorn as the Dockerfile does (one process of 8
 threads: its forward passes take turns, each using every core; the
 ViT-B/32-shaped model preloaded, int8) over a throwaway
-database holding one tenant's catalog of `--vectors` image vectors. Then, with
+database holding one tenant's catalog of `--vectors` image vectors (with the
+HNSW index of its own that beat gives a tenant of that size). Then, with
 a real HTTP client on loopback:
 
 - one client, one request at a time: p50 and p95 of `/search/image` (a
@@ -43,6 +44,7 @@ def load_catalog(vectors: int) -> str:
     from catalog.models import ApiKey, Media, Product, Tenant
     from media_pipeline.embedder import model_name_for
     from search.models import Embedding
+    from search.tenant_indexes import sync
 
     rng = np.random.default_rng(3)
     tenant = Tenant.objects.create(slug="bench-api", name="bench api")
@@ -71,6 +73,7 @@ def load_catalog(vectors: int) -> str:
         ),
         batch_size=2000,
     )
+    sync(progress=lambda line: None)  # a tenant this large gets its own index, as beat would give it
     _, plaintext = ApiKey.issue(tenant, "bench", scope=ApiKey.Scope.WRITE)
     return plaintext
 

@@ -9,11 +9,14 @@ local directory (e.g. one written by `manage.py build_clip_model`) — the same
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
@@ -25,6 +28,7 @@ from search.models import EMBEDDING_DIMENSIONS
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8")
+T = TypeVar("T")
 # Images wider or taller than this ratio are cut to it before resizing (the
 # centre crop would discard the rest anyway).
 MAX_ASPECT = 4
@@ -150,10 +154,6 @@ class ClipEmbedder:
         self.batch_size = batch_size
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
-        # One forward pass at a time per process: torch already spreads each
-        # over every core, and concurrent passes from a threaded web server
-        # would oversubscribe them (bench/api.py: 8 clients).
-        self._running = threading.Lock()
         logger.info("loaded CLIP %s (%s, batch %d)", source, precision, batch_size)
 
     def _features(self, output):
@@ -169,12 +169,15 @@ class ClipEmbedder:
         """Preprocessed (3, H, W) arrays -> (n, 512) unit vectors."""
         if not pixels:
             return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
-        out = []
-        with self._running, self.torch.inference_mode():
+
+        def run() -> np.ndarray:
+            out = []
             for start in range(0, len(pixels), self.batch_size):
                 batch = self.torch.from_numpy(np.stack(pixels[start : start + self.batch_size])).to(self.dtype)
                 out.append(self._normalized(self._features(self.model.get_image_features(pixel_values=batch))))
-        return np.concatenate(out)
+            return np.concatenate(out)
+
+        return self._on_model_thread(run)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images -> (n, 512) unit vectors."""
@@ -183,8 +186,9 @@ class ClipEmbedder:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
-        out = []
-        with self._running, self.torch.inference_mode():
+
+        def run() -> np.ndarray:
+            out = []
             for start in range(0, len(texts), self.batch_size):
                 tokens = self.tokenizer(
                     list(texts[start : start + self.batch_size]),
@@ -197,11 +201,48 @@ class ClipEmbedder:
                     input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
                 )
                 out.append(self._normalized(self._features(features)))
-        return np.concatenate(out)
+            return np.concatenate(out)
+
+        return self._on_model_thread(run)
+
+    def _on_model_thread(self, run: Callable[[], np.ndarray]) -> np.ndarray:
+        def in_inference_mode() -> np.ndarray:
+            with self.torch.inference_mode():
+                return run()
+
+        return on_torch_thread(in_inference_mode)
 
 
 _embedder: ClipEmbedder | None = None
 _lock = threading.Lock()
+_torch_thread: tuple[int, ThreadPoolExecutor] | None = None
+_torch_thread_lock = threading.Lock()
+TORCH_THREAD_NAME = "torch"
+
+
+def on_torch_thread(run: Callable[[], T]) -> T:
+    """Run `run` on the process's one thread for torch work, and return its result.
+
+    torch's OpenMP gives each calling thread a team of threads of its own; once
+    the process holds more of them than it has cores, OpenMP stops letting them
+    spin between the hundreds of small parallel regions of a forward pass, and
+    every pass slows down: a text query took 44 ms instead of 15 once a second
+    thread had embedded, and a threaded web server runs requests on many
+    (bench/api.py). So loading, every forward pass and the recognizer's
+    training run here, one at a time, each over every core."""
+    if threading.current_thread().name.startswith(TORCH_THREAD_NAME):
+        return run()
+    return submit_to_torch_thread(run).result()
+
+
+def submit_to_torch_thread(run: Callable[[], T]) -> Future[T]:
+    """Queue `run` on the process's torch thread (see on_torch_thread)."""
+    global _torch_thread
+    with _torch_thread_lock:
+        # A forked child (Celery's pool, gunicorn's workers) starts a thread of its own.
+        if _torch_thread is None or _torch_thread[0] != os.getpid():
+            _torch_thread = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix=TORCH_THREAD_NAME))
+        return _torch_thread[1].submit(run)
 
 
 def _configured() -> tuple[str, str, int]:
@@ -218,12 +259,16 @@ def get_embedder() -> ClipEmbedder:
     with _lock:
         embedder = _embedder
         if embedder is None or (embedder.source, embedder.precision, embedder.batch_size) != wanted:
-            if settings.CLIP_TORCH_THREADS:
-                import torch
-
-                torch.set_num_threads(settings.CLIP_TORCH_THREADS)
-            embedder = _embedder = ClipEmbedder(*wanted)
+            embedder = _embedder = on_torch_thread(lambda: _load(*wanted))
         return embedder
+
+
+def _load(source: str, precision: str, batch_size: int) -> ClipEmbedder:
+    if settings.CLIP_TORCH_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.CLIP_TORCH_THREADS)
+    return ClipEmbedder(source, precision, batch_size)
 
 
 def reset_embedder() -> None:

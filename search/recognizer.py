@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import queue
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -34,7 +35,7 @@ from django.utils import timezone
 from catalog.batches import id_batches
 from catalog.errors import Conflict
 from catalog.models import Media, Product, Tenant
-from media_pipeline.embedder import model_name_for
+from media_pipeline.embedder import model_name_for, submit_to_torch_thread
 from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.queue import PREDICT_UNASSIGNED_TASK, TRAIN_RECOGNIZER_TASK, enqueue_maintenance
 from search.models import Embedding, RecognizerModel, RecognizerSuggestion, Thresholds
@@ -118,7 +119,28 @@ def fit(
     progress: Callable[[float, str], None],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weights, bias, mean and scale of a softmax regression on `vectors`;
-    `progress(fraction done, message)` after each epoch."""
+    `progress(fraction done, message)` after each epoch. The training runs on
+    the process's torch thread (media_pipeline.embedder.on_torch_thread);
+    `progress` is called on this one, which holds the database connection."""
+    reports: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+    training = submit_to_torch_thread(
+        lambda: _fit(vectors, labels, sample_weights, classes, lambda *report: reports.put(report))
+    )
+    while not (training.done() and reports.empty()):
+        try:
+            progress(*reports.get(timeout=0.05))
+        except queue.Empty:
+            pass
+    return training.result()
+
+
+def _fit(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    sample_weights: np.ndarray,
+    classes: int,
+    progress: Callable[[float, str], None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     import torch
 
     mean = vectors.mean(axis=0)

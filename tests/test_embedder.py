@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,3 +117,18 @@ def test_an_extreme_strip_is_cut_before_resizing(tiny_model):
     assert embedder.preprocess.resized_size(12000, 1) == (896, 224)
     pixels = embedder.preprocess(Image.new("RGB", (12000, 1), "red"))
     assert pixels.shape == (3, 224, 224)
+
+
+def test_torch_work_runs_on_one_thread_whichever_thread_asks(clip):
+    """Forward passes from many threads (a threaded web server) all run on the
+    process's one torch thread, with the same results as from this thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from media_pipeline.embedder import on_torch_thread
+
+    expected = clip.embed_texts(["red boot"])[0]
+    with ThreadPoolExecutor(4) as pool:
+        names = set(pool.map(lambda _: on_torch_thread(lambda: threading.current_thread().name), range(8)))
+        vectors = list(pool.map(lambda _: clip.embed_texts(["red boot"])[0], range(8)))
+    assert len(names) == 1 and names.pop().startswith("torch")
+    assert all(np.allclose(vector, expected, atol=1e-6) for vector in vectors)
