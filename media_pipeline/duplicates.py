@@ -4,47 +4,61 @@ becomes its original (`duplicate_of`), the newer item pointing at the older."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import connection, transaction
-from pgvector.django import CosineDistance
 
 from catalog.models import Media
-from search.models import Embedding, Thresholds
+from search.models import Thresholds
+
+# For each given image, its nearest other image of the tenant, by an exact
+# scan: an approximate index scan filtered by tenant afterwards can miss it in
+# a small tenant. One statement for a whole batch of images.
+NEAREST_OTHER_IMAGES = """
+    SELECT e.media_id, nearest.media_id, 1 - nearest.distance
+    FROM search_embedding e
+    CROSS JOIN LATERAL (
+        SELECT other.media_id, other.vector <=> e.vector AS distance
+        FROM search_embedding other
+        JOIN catalog_media m ON m.id = other.media_id
+        WHERE other.tenant_id = e.tenant_id AND other.frame_id IS NULL AND m.kind = 'image'
+          AND other.media_id <> e.media_id
+        ORDER BY distance
+        LIMIT 1
+    ) nearest
+    WHERE e.media_id = ANY(%s) AND e.frame_id IS NULL
+"""
 
 
-def _nearest_other_image(media: Media, vector) -> tuple[int, float] | None:
-    """(media id, cosine similarity) of the closest other image of the tenant,
-    by an exact scan: an approximate index scan filtered by tenant afterwards can
-    miss it in a small tenant."""
+def _nearest_other_images(media_ids: list[int]) -> dict[int, tuple[int, float]]:
+    """media id -> (media id, cosine similarity) of the closest other image."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_indexscan = off")
-        nearest = (
-            Embedding.objects.filter(tenant=media.tenant_id, frame__isnull=True, media__kind=Media.Kind.IMAGE)
-            .exclude(media=media)
-            .annotate(distance=CosineDistance("vector", vector))
-            .order_by("distance")
-            .values_list("media_id", "distance")
-            .first()
-        )
-    if nearest is None:
-        return None
-    return nearest[0], 1.0 - float(nearest[1])
+        cursor.execute(NEAREST_OTHER_IMAGES, [media_ids])
+        return {media_id: (other_id, float(similarity)) for media_id, other_id, similarity in cursor.fetchall()}
 
 
-def link_near_duplicate(media: Media) -> Media | None:
-    """Link `media` and its nearest image when they are near-duplicates; returns
-    the original, or None."""
-    embedding = Embedding.objects.filter(media=media, frame__isnull=True).only("vector").first()
-    if embedding is None:
-        return None
-    nearest = _nearest_other_image(media, embedding.vector)
-    threshold = Thresholds.for_tenant(media.tenant).near_duplicate_similarity
+def link_near_duplicates(images: Sequence[Media]) -> dict[int, int | None]:
+    """Link each image and its nearest image when they are near-duplicates;
+    returns each image's original's id, or None."""
+    nearest = _nearest_other_images([media.pk for media in images])
+    thresholds: dict[int, float] = {}
+    originals = {}
+    for media in images:
+        if media.tenant_id not in thresholds:
+            thresholds[media.tenant_id] = Thresholds.for_tenant(media.tenant).near_duplicate_similarity
+        originals[media.pk] = _link(media, nearest.get(media.pk), thresholds[media.tenant_id])
+    return originals
+
+
+def _link(media: Media, nearest: tuple[int, float] | None, threshold: float) -> int | None:
     if nearest is None or nearest[1] < threshold:
-        Media.objects.filter(pk=media.pk).update(duplicate_of=None, duplicate_similarity=None)
+        if media.duplicate_of_id is not None:
+            Media.objects.filter(pk=media.pk).update(duplicate_of=None, duplicate_similarity=None)
         return None
     other_id, similarity = nearest
     newer_id, older_id = max(media.pk, other_id), min(media.pk, other_id)
-    older = Media.objects.get(pk=older_id)
     # Point at the root of a chain, so every copy names the same original.
-    original_id = older.duplicate_of_id or older_id
+    original_id = Media.objects.filter(pk=older_id).values_list("duplicate_of_id", flat=True).first() or older_id
     Media.objects.filter(pk=newer_id).update(duplicate_of=original_id, duplicate_similarity=similarity)
-    return Media.objects.get(pk=original_id)
+    return original_id

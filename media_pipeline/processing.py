@@ -27,7 +27,7 @@ from django.utils import timezone
 from catalog.errors import FileRejected
 from catalog.models import Media, VideoFrame
 from catalog.storage_keys import delete_files_on_commit
-from media_pipeline.duplicates import link_near_duplicate
+from media_pipeline.duplicates import link_near_duplicates
 from media_pipeline.embedder import get_embedder
 from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.images import load_image
@@ -116,21 +116,36 @@ def process_batch(media_ids: Sequence[int], token: str) -> list[Outcome]:
     ids = list(dict.fromkeys(media_ids))
     if len(ids) > 1 and Media.objects.filter(pk__in=ids, status=Media.Status.PROCESSING, claim_token=token).exists():
         return [outcome for media_id in ids for outcome in process_batch([media_id], token)]
+    claimed = [media for media in [claim(ids[0], token)] if media] if len(ids) == 1 else _claim_pending(ids, token)
     outcomes: dict[int, Outcome] = {}
-    claimed = []
-    for media_id in ids:
-        media = claim(media_id, token)
-        if media is None:
-            logger.info("media %s is not pending for task %s: skipped", media_id, token)
-            outcomes[media_id] = Outcome(media_id, "skipped")
-        else:
-            claimed.append(media)
+    for media_id in set(ids) - {media.pk for media in claimed}:
+        logger.info("media %s is not pending for task %s: skipped", media_id, token)
+        outcomes[media_id] = Outcome(media_id, "skipped")
     images = [media for media in claimed if media.kind == Media.Kind.IMAGE]
     if images:
         outcomes.update(_process_images(images, token))
     for video in (media for media in claimed if media.kind == Media.Kind.VIDEO):
         outcomes[video.pk] = _process_video(video, token)
     return [outcomes[media_id] for media_id in ids]
+
+
+def _claim_pending(media_ids: list[int], token: str) -> list[Media]:
+    """claim() for the `pending` ones among `media_ids`, in two statements."""
+    with transaction.atomic():
+        pending = list(
+            Media.objects.select_for_update()
+            .filter(pk__in=media_ids, status=Media.Status.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Media.objects.filter(pk__in=pending).update(
+            status=Media.Status.PROCESSING,
+            claim_token=token,
+            processing_started_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            error="",
+        )
+    return list(Media.objects.select_related("tenant", "product").filter(pk__in=pending))
 
 
 def fail_claimed(media_ids: Sequence[int], token: str, reason: str) -> int:
@@ -159,13 +174,13 @@ def _failed(media: Media, token: str, exc: Exception) -> Outcome:
     return Outcome(media.pk, "failed", reason)
 
 
-def _finish(media: Media) -> Outcome:
-    """After the result is stored: near-duplicates and the recognizer."""
-    media.refresh_from_db()
-    if media.kind == Media.Kind.IMAGE:
-        link_near_duplicate(media)
-    _predict_product(media)
-    return Outcome(media.pk, "ready")
+def _finish(stored: list[Media]) -> dict[int, Outcome]:
+    """After the results are stored: near-duplicates (of images) and the recognizer."""
+    fresh = Media.objects.select_related("tenant").in_bulk([media.pk for media in stored])
+    link_near_duplicates([fresh[media.pk] for media in stored if media.kind == Media.Kind.IMAGE])
+    for media in stored:
+        _predict_product(fresh[media.pk])
+    return {media.pk: Outcome(media.pk, "ready") for media in stored}
 
 
 def _claim_lost(media: Media) -> Outcome:
@@ -235,9 +250,8 @@ def _process_images(images: list[Media], token: str) -> dict[int, Outcome]:
         return outcomes
     vectors = embedder.embed_pixels([item.pixels for item in good])
     stored = _store_images(good, vectors, token, embedder.model_name)
-    for item in good:
-        media = item.media
-        outcomes[media.pk] = _finish(media) if media.pk in stored else _claim_lost(media)
+    outcomes.update(_finish([item.media for item in good if item.media.pk in stored]))
+    outcomes.update({item.media.pk: _claim_lost(item.media) for item in good if item.media.pk not in stored})
     return outcomes
 
 
@@ -288,7 +302,7 @@ def _embed_video(media: Media, token: str) -> Outcome:
     )
     if not _store_video(media, token, sampled, vectors, thumbnail_keys, embedder.model_name):
         return _claim_lost(media)
-    return _finish(media)
+    return _finish([media])[media.pk]
 
 
 def _sample_and_embed(file, embedder) -> tuple[SampledVideo, np.ndarray]:

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from PIL import Image
 
 from catalog.models import Media, VideoFrame
 from media_pipeline.images import load_image
@@ -132,3 +133,20 @@ def test_large_jpegs_are_decoded_at_reduced_size_unless_turned_off(settings, min
     image, size = load_image(io.BytesIO(media_files.jpeg_bytes(2400, 1800)))
     assert size == (2400, 1800)
     assert image.size == decoded
+
+
+@pytest.mark.django_db
+def test_near_duplicates_within_one_batch_and_across_batches_point_at_the_oldest(tenant, clip):
+    photo = media_files.jpeg_bytes(320, 240, seed=1)
+    recompressed = io.BytesIO()
+    Image.open(io.BytesIO(photo)).save(recompressed, format="JPEG", quality=70)
+    first, second = stored(tenant, "a.jpg", photo), stored(tenant, "b.jpg", recompressed.getvalue())
+    other = stored(tenant, "c.jpg", media_files.jpeg_bytes(320, 240, color=(20, 200, 40), seed=7))
+    process_batch([second.pk, other.pk, first.pk], "task-1")
+    third = stored(tenant, "d.jpg", photo)
+    process_batch([third.pk], "task-2")
+
+    rows = Media.objects.in_bulk([first.pk, second.pk, other.pk, third.pk])
+    assert rows[first.pk].duplicate_of_id is None and rows[other.pk].duplicate_of_id is None
+    assert rows[second.pk].duplicate_of_id == first.pk and rows[second.pk].duplicate_similarity >= 0.95
+    assert rows[third.pk].duplicate_of_id == first.pk
