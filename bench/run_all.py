@@ -125,7 +125,8 @@ def main() -> None:
         f"{' (--quick: smaller loads, one round; not figures to quote)' if args.quick else ''}. "
         "Each figure is a median over repeated runs, and every comparison was measured side by side in the "
         "same run. The model is ViT-B/32-shaped with random weights (`build_clip_model --size vit-b-32`): "
-        "speed does not depend on the weights' values.",
+        "speed does not depend on the weights' values. What was tried beside what these tables show, and why "
+        "the targets missed are missed, is in bench/README.md.",
         "",
         *machine(),
         f"- {versions()}",
