@@ -60,9 +60,16 @@ def vit_b_32() -> Path:
     vit-b-32`), built once under .data/models: speed does not depend on the
     values of the weights."""
     if not (MODEL_DIR / "model.safetensors").exists():
-        from media_pipeline.clip_builder import build_clip_model
+        import subprocess
 
-        build_clip_model(MODEL_DIR, "vit-b-32")
+        # Its own process: the calling script sets up Django only after
+        # choosing its database and media directory.
+        subprocess.run(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "manage.py", "build_clip_model", str(MODEL_DIR), "--size", "vit-b-32"],
+            cwd=ROOT,
+            env={**os.environ, "DJANGO_DEBUG": "1"},
+            check=True,
+        )
     return MODEL_DIR
 
 
