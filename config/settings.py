@@ -274,6 +274,14 @@ CACHES = {
 
 # --- REST framework -------------------------------------------------------------
 
+# Requests per API key: "<n>/<second|minute|hour|day>" (DRF's format, e.g.
+# 600/min), counted across all web processes; empty turns the limit off.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="1200/min")
+if API_RATE_LIMIT:
+    _count, _, _period = API_RATE_LIMIT.partition("/")
+    if not (_count.isdigit() and int(_count) > 0 and _period[:1] in ("s", "m", "h", "d")):
+        raise ImproperlyConfigured(f"API_RATE_LIMIT must look like 600/min or 20/s, got {API_RATE_LIMIT!r}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["catalog.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["catalog.api.auth.HasApiKeyScope"],
@@ -287,6 +295,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "catalog.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["catalog.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
