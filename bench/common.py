@@ -169,30 +169,24 @@ def children(pid: int) -> list[int]:
     return found
 
 
-class Worker:
-    """A real Celery worker process, started as `make run` starts it
-    (config.celery.worker_argv: prefork, one child that loads the model),
-    with `env` on top of this process's environment."""
+class _Service:
+    """A process of ours started for a benchmark, its output in a log file."""
 
-    def __init__(self, queues: list[str], env: dict[str, str], log_path: Path, loglevel: str = "WARNING"):
+    child_label = "child"  # what its pool's children are called in peak_rss_mb()
+
+    def _start(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         import subprocess
-
-        from config.celery import worker_argv
 
         self.log = open(log_path, "w")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            worker_argv(queues, loglevel=loglevel),
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            argv, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
         )
 
     def peak_rss_mb(self) -> dict[str, float]:
-        """Peak RSS of the main process and of its pool child (which holds the model)."""
+        """Peak RSS of the main process and of each of its children."""
         peaks = {"main": peak_rss_mb(self.process.pid)}
         for n, child in enumerate(children(self.process.pid)):
-            peaks[f"child{n or ''}"] = peak_rss_mb(child)
+            peaks[f"{self.child_label} {n + 1}"] = peak_rss_mb(child)
         return peaks
 
     def stop(self) -> None:
@@ -205,6 +199,17 @@ class Worker:
             except Exception:
                 self.process.kill()
         self.log.close()
+
+
+class Worker(_Service):
+    """A real Celery worker process, started as `make run` starts it
+    (config.celery.worker_argv: prefork, one child that loads the model),
+    with `env` on top of this process's environment."""
+
+    def __init__(self, queues: list[str], env: dict[str, str], log_path: Path, loglevel: str = "WARNING"):
+        from config.celery import worker_argv
+
+        self._start(worker_argv(queues, loglevel=loglevel), env, log_path)
 
 
 def wait_settled(media_ids: list[int], timeout: float, poll: float = 0.02) -> float:
@@ -235,23 +240,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
+class Server(_Service):
     """The web app under gunicorn (as the Dockerfile serves it) on a free
     loopback port, the model preloaded in each worker; `env` on top of this
     process's environment."""
 
+    child_label = "worker"
+
     def __init__(self, env: dict[str, str], workers: int, log_path: Path, threads: int = 1):
-        import subprocess
         import time
         import urllib.request
 
         self.port = free_port()
-        self.log = open(log_path, "w")
         argv = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
         argv += ["--workers", str(workers), "--threads", str(threads), "--timeout", "120"]
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            argv, cwd=ROOT, env={**os.environ, "SEARCH_PRELOAD": "1", **env}, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self._start(argv, {"SEARCH_PRELOAD": "1", **env}, log_path)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -267,20 +270,3 @@ class Server:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        peaks = {"main": peak_rss_mb(self.process.pid)}
-        for n, child in enumerate(children(self.process.pid)):
-            peaks[f"worker {n + 1}"] = peak_rss_mb(child)
-        return peaks
-
-    def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except Exception:
-                self.process.kill()
-        self.log.close()
