@@ -69,6 +69,8 @@ class MediaKey:
 
 
 def parse_media_key(key: str) -> MediaKey:
+    if not key.isprintable():
+        raise KeyRejected(f"{key!a} contains control characters.")
     match = MEDIA_KEY.match(key)
     if match is None:
         raise KeyRejected(f"'{key}' is not clients/<tenant>/products/<sku>/media/<image|video>/<name>.")

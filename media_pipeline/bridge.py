@@ -111,18 +111,24 @@ def _object_removed(tenant: Tenant, event: ObjectEvent) -> str:
     return "removed"
 
 
+def _storable(text: str) -> str:
+    # A record of what was refused must itself be storable: PostgreSQL text
+    # takes no NUL character.
+    return str(text).replace("\x00", "\\x00")
+
+
 def _reject(message: dict, reason: str, event: ObjectEvent | None = None) -> None:
     slug = ""
     if event is not None and event.key.startswith("clients/"):
         slug = event.key.split("/")[1][:64]
     RejectedS3Event.objects.create(
-        message_id=message.get("MessageId", "")[:100],
-        event_name=event.name if event else "",
-        bucket=event.bucket if event else "",
-        key=event.key[:1024] if event else "",
-        tenant_slug=slug,
-        reason=reason,
-        body=str(message.get("Body", ""))[:MAX_STORED_BODY],
+        message_id=_storable(message.get("MessageId", ""))[:100],
+        event_name=_storable(event.name) if event else "",
+        bucket=_storable(event.bucket) if event else "",
+        key=_storable(event.key)[:1024] if event else "",
+        tenant_slug=_storable(slug),
+        reason=_storable(reason),
+        body=_storable(str(message.get("Body", "")))[:MAX_STORED_BODY],
     )
     logger.warning("rejected S3 event %s %s: %s", message.get("MessageId"), event.key if event else "", reason)
 

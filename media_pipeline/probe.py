@@ -148,6 +148,12 @@ def _probe_image(file: IO[bytes], file_type: FileType) -> Probe:
             # every byte, so truncation is caught, at a fraction of the cost).
             image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             image.load()
+        if file_type == PNG:
+            # Pillow decodes a PNG without checking its chunks' checksums;
+            # verify() does, so a damaged PNG is refused like other corrupt files.
+            file.seek(0)
+            with pillow_rejections(), Image.open(file) as image:
+                image.verify()
     finally:
         file.seek(0)
     return Probe(file_type, width, height)

@@ -1,56 +1,17 @@
 """A real worker process: killed with SIGKILL mid-task, its item is redone by
 the next worker, not lost; a worker whose model does not fit refuses to start."""
 
-import os
-import signal
-import subprocess
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from catalog.models import Media, VideoFrame
-from config.celery import worker_argv
 from media_pipeline.queue import enqueue_processing
 from search.models import Embedding
 from tests.conftest import wait_for, wait_until_settled
 from tests.factories import MediaFactory
 from tests.media_files import video_bytes
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def worker_env(media_root: Path, clip_model: str, **extra) -> dict:
-    db = settings.DATABASES["default"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        REDIS_URL=settings.CELERY_BROKER_URL,
-        MEDIA_ROOT=str(media_root),
-        CLIP_MODEL=clip_model,
-        DJANGO_SECRET_KEY="worker-test",
-        **extra,
-    )
-    return env
-
-
-def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        worker_argv(["media"]),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+from tests.worker_process import kill, start_worker, worker_env
 
 
 @pytest.mark.slow

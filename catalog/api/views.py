@@ -19,7 +19,7 @@ from catalog.api.serializers import (
 )
 from catalog.api.tenancy import TenantViewSet
 from catalog.media import delete_media
-from catalog.models import Media, Product
+from catalog.models import SKU_PATTERN, Media, Product
 from catalog.presign import presigned_upload
 from catalog.products import create_product, delete_products
 from catalog.uploads import ingest_upload
@@ -36,7 +36,8 @@ class ProductViewSet(
     serializer_class = ProductSerializer
     filterset_class = ProductFilter
     lookup_field = "sku"
-    lookup_value_regex = "[^/]+"
+    # Only what a SKU may be: anything else is a 404 before any query.
+    lookup_value_regex = SKU_PATTERN.strip("^$")
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def scope_queryset(self, queryset):

@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.api.errors import refuse_oversized_body
+from catalog.api.parsers import JSONParser
 from catalog.api.tenancy import TenantAPIView
 from catalog.models import ApiKey, Media
 from search import service
