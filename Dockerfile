@@ -20,6 +20,13 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --no-inp
 
 USER stockmind
 ENV MEDIA_ROOT=/data/media
+# Production is HTTPS only, behind a proxy that sets X-Forwarded-Proto
+# (`manage.py check --deploy` is clean with these; tests/test_security.py).
+ENV DJANGO_BEHIND_PROXY=1 \
+    DJANGO_SECURE_SSL_REDIRECT=1 \
+    DJANGO_SECURE_HSTS_SECONDS=31536000 \
+    DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS=1 \
+    DJANGO_SECURE_HSTS_PRELOAD=1
 EXPOSE 8000
 # One process per two or so cores: each loads the model (about 1.1 GB) and runs
 # one forward pass at a time over all its cores, while its threads do the rest

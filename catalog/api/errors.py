@@ -58,17 +58,6 @@ class ApiError(exceptions.APIException):
         self.error_detail = detail
 
 
-# Multipart framing around an uploaded file: boundaries, part headers, fields.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
-
-
-def refuse_oversized_body(request, limit: int, what: str) -> None:
-    """413 from the declared Content-Length alone, before the body is read."""
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > limit + MULTIPART_OVERHEAD_BYTES:
-        raise ApiError(413, "file_too_large", f"{what} is larger than the limit of {limit} bytes.")
-
-
 def _code_for(exc: exceptions.APIException) -> str:
     # A PermissionDenied raised with a specific code (tenant_mismatch, ...) keeps it.
     codes = exc.get_codes()

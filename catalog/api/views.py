@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
@@ -8,7 +7,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.api.errors import refuse_oversized_body
 from catalog.api.filters import MediaFilter, ProductFilter
 from catalog.api.serializers import (
     MediaSerializer,
@@ -73,7 +71,6 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         },
     )
     def create(self, request: Request) -> Response:
-        refuse_oversized_body(request, settings.MAX_UPLOAD_BYTES, "The upload")
         serializer = MediaUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         product = self._product_for(serializer.validated_data.get("product"))

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.api.errors import refuse_oversized_body
 from catalog.api.parsers import JSONParser
 from catalog.api.tenancy import TenantAPIView
 from catalog.models import ApiKey, Media
@@ -36,7 +34,6 @@ class ImageSearchView(SearchView):
 
     @extend_schema(request={"multipart/form-data": ImageSearchRequest}, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
-        refuse_oversized_body(request, settings.MAX_SEARCH_IMAGE_BYTES, "The query image")
         params = ImageSearchRequest(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
