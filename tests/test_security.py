@@ -127,5 +127,5 @@ def test_admin_posts_without_a_csrf_token_are_refused(staff_user, tenant):
 @pytest.mark.django_db
 def test_an_admin_session_is_no_key_to_the_api(client, staff_user, tenant):
     client.force_login(staff_user)
-    response = client.get("/api/v1/products/", HTTP_X_TENANT="acme")
+    response = client.get("/api/v1/products/", HTTP_X_TENANT_SLUG="acme")
     assert response.status_code == 401
