@@ -187,6 +187,15 @@ def moto_endpoint():
 
 
 @pytest.fixture
+def s3_signing(settings, monkeypatch):
+    """Enough S3 configuration to sign presigned upload forms, which needs no network."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.S3_BUCKET_NAME = "stockmind-media"
+    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"
+
+
+@pytest.fixture
 def s3_bucket(moto_endpoint, settings, monkeypatch, request):
     """A fresh bucket, with settings pointing storage and presigning at it."""
     import uuid

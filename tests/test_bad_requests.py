@@ -42,22 +42,13 @@ RAW_BODIES = {
 
 
 @pytest.fixture
-def s3_presign_settings(settings, monkeypatch):
-    """Enough S3 configuration to sign upload forms (signing needs no network)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings.S3_BUCKET_NAME = "stockmind-media"
-    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"
-
-
-@pytest.fixture
 def shoe(tenant):
     return ProductFactory(tenant=tenant, sku="SHOE-1", title="shoe")
 
 
 @pytest.mark.parametrize(("method", "path"), JSON_ENDPOINTS)
 @pytest.mark.parametrize("body", list(RAW_BODIES), ids=list(RAW_BODIES))
-def test_malformed_json_bodies_are_400(api, clip, shoe, s3_presign_settings, method, path, body):
+def test_malformed_json_bodies_are_400(api, clip, shoe, s3_signing, method, path, body):
     response = api.generic(method.upper(), path, RAW_BODIES[body], content_type="application/json")
     assert response.status_code == 400, response.content
     assert error_code(response) in ("parse_error", "validation_error")
@@ -95,9 +86,7 @@ WRONG_FIELDS = [
 
 
 @pytest.mark.parametrize(("method", "path", "payload", "field"), WRONG_FIELDS)
-def test_wrong_fields_and_types_are_400_naming_the_field(
-    api, clip, shoe, s3_presign_settings, method, path, payload, field
-):
+def test_wrong_fields_and_types_are_400_naming_the_field(api, clip, shoe, s3_signing, method, path, payload, field):
     response = getattr(api, method)(path, payload, format="json")
     assert response.status_code == 400, response.content
     # Text PostgreSQL cannot store is refused by the parser, the rest by the fields.
@@ -192,7 +181,7 @@ def test_file_names_never_leave_the_tenants_folder(api, tenant, media_storage, s
     "filename",
     ["../../globex/products/THEIRS/media/image/a.jpg", "..\\..\\x.jpg", "/etc/passwd.jpg", "nul\x00.jpg"],
 )
-def test_presigned_keys_stay_in_the_tenants_folder(api, tenant, shoe, s3_presign_settings, filename):
+def test_presigned_keys_stay_in_the_tenants_folder(api, tenant, shoe, s3_signing, filename):
     payload = {"product": "SHOE-1", "filename": filename, "content_type": "image/jpeg"}
     response = api.post("/api/v1/media/uploads/", payload, format="json")
     if response.status_code == 400:

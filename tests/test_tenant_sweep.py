@@ -235,14 +235,6 @@ def test_globex_key_with_acme_header_is_refused(catalogs, tenant):
     assert response.status_code == 403 and error_code(response) == "tenant_mismatch"
 
 
-@pytest.fixture
-def s3_signing(settings, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    settings.S3_BUCKET_NAME = "stockmind-media"
-    settings.AWS_S3_ENDPOINT_URL = "http://127.0.0.1:9"
-
-
 # -- the admin ------------------------------------------------------------------
 
 
