@@ -61,25 +61,33 @@ def ingest_upload(tenant: Tenant, file: IO[bytes], size: int, filename: str, pro
             return UploadResult(existing, created=False)
 
         key = media_key(tenant.slug, product.sku if product else None, probed.kind, filename, probed.type.extension)
+        # The row before the file: the S3 event of the new object may reach the
+        # bridge before this transaction commits. Its insert of the same key then
+        # waits on this row's unique index and, once this commits, finds an
+        # upload and leaves it alone (media_pipeline.bridge), instead of
+        # creating a second item that this insert would collide with.
+        media = Media.objects.create(
+            tenant=tenant,
+            product=product,
+            kind=probed.kind,
+            source=Media.Source.UPLOAD,
+            storage_key=key,
+            original_filename=filename[:255],
+            content_type=probed.type.content_type,
+            size=size,
+            sha256=sha256,
+            width=probed.width,
+            height=probed.height,
+            duration_ms=probed.duration_ms,
+        )
         stored_key = default_storage.save(key, File(file, name=key))
         try:
-            media = Media.objects.create(
-                tenant=tenant,
-                product=product,
-                kind=probed.kind,
-                source=Media.Source.UPLOAD,
-                storage_key=stored_key,
-                original_filename=filename[:255],
-                content_type=probed.type.content_type,
-                size=size,
-                sha256=sha256,
-                width=probed.width,
-                height=probed.height,
-                duration_ms=probed.duration_ms,
-            )
+            if stored_key != key:  # a storage that renames rather than overwrites
+                Media.objects.filter(pk=media.pk).update(storage_key=stored_key)
+                media.storage_key = stored_key
+            enqueue_processing([media.pk])
         except Exception:
             default_storage.delete(stored_key)
             raise
-        enqueue_processing([media.pk])
     logger.info("stored %s upload %s for %s as media %s", probed.kind, stored_key, tenant.slug, media.pk)
     return UploadResult(media, created=True)

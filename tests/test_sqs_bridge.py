@@ -323,3 +323,45 @@ def test_the_apps_own_writes_to_the_bucket_are_not_taken_as_uploads(api, tenant,
     drain(bridge)
     assert {m.pk: (m.sha256, m.status) for m in Media.objects.all()} == before
     assert not RejectedS3Event.objects.exists() and queue_depth(queue_url) == 0
+
+
+def test_an_uploads_own_s3_event_seen_before_it_commits_makes_no_second_item(
+    transactional_db, tenant, bridge, queue_url, broker
+):
+    """The API stores the file, S3 announces it, and the bridge handles that
+    event while the upload's transaction is still open: the bridge waits for
+    the upload's row and then leaves it alone."""
+    import threading
+    import time
+    from io import BytesIO
+    from urllib.parse import unquote_plus
+
+    from django.db import connection, transaction
+
+    from catalog.uploads import ingest_upload
+    from tests.conftest import wait_for
+
+    product = ProductFactory(tenant=tenant, sku="SNK-1")
+    data = jpeg_bytes(seed=8)
+    handled = []
+
+    def bridge_handles(message) -> None:
+        try:
+            handled.append(bridge.handle(message))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        upload = ingest_upload(tenant, BytesIO(data), len(data), "shoe.jpg", product).media
+        [message] = wait_for(bridge.receive, timeout=30, what="the object's S3 event")
+        assert unquote_plus(json.loads(message["Body"])["Records"][0]["s3"]["object"]["key"]) == upload.storage_key
+        racing = threading.Thread(target=bridge_handles, args=[message])
+        racing.start()
+        time.sleep(1)
+        assert racing.is_alive(), "the bridge should wait for the open upload"
+    racing.join(30)
+
+    assert handled == [True]  # handled, and its message deleted
+    [media] = Media.objects.all()
+    assert (media.pk, media.source) == (upload.pk, Media.Source.UPLOAD)
+    assert not RejectedS3Event.objects.exists() and queue_depth(queue_url) == 0

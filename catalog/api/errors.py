@@ -13,8 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.errors import DomainError
+from media_pipeline.errors import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
+
+# Seconds a client is told to wait when a backing service is down.
+RETRY_AFTER_S = "5"
 
 DOMAIN_STATUS = {
     "conflict": status.HTTP_409_CONFLICT,
@@ -90,6 +94,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
 
+    if isinstance(exc, TRANSIENT_ERRORS):
+        # The database, broker or storage is unreachable: nothing was done, and
+        # the same request will work once it is back.
+        logger.error("service unavailable: %s: %s", type(exc).__name__, exc)
+        message = "A service this request needs is unavailable; nothing was changed. Try again shortly."
+        body = error_body("service_unavailable", message)
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": RETRY_AFTER_S})
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a 500: Django's handler500 below writes the body.

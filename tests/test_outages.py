@@ -1,0 +1,95 @@
+"""A backing service down: the API answers 503 with Retry-After (never a
+500), keeps serving where it can, and an accepted upload is not lost."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
+
+from catalog.models import Media
+from config.embedded_services import free_port
+from media_pipeline.sweeper import sweep
+from tests.conftest import error_code, queued_batches
+from tests.media_files import jpeg_bytes
+
+
+@pytest.fixture
+def database_down(transactional_db):
+    """The web process's database connection pointed at a port nobody answers:
+    a real failure to connect, as while PostgreSQL restarts."""
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())
+    yield
+    connection.close()
+    connection.settings_dict["PORT"] = port
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/products/"), ("post", "/api/v1/products/"), ("get", "/api/v1/media/1/")],
+)
+def test_database_down_is_503_with_retry_after(api, database_down, method, path):
+    response = getattr(api, method)(path, {"sku": "A-1", "title": "x"} if method == "post" else None, format="json")
+    assert response.status_code == 503
+    assert error_code(response) == "service_unavailable"
+    assert response["Retry-After"] == "5"
+
+
+def test_the_api_works_again_once_the_database_is_back(api, transactional_db):
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())
+    try:
+        assert api.get("/api/v1/products/").status_code == 503
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    assert api.get("/api/v1/products/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_rate_limiting_cache_down_serves_unthrottled(api, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    settings.API_RATE_LIMIT = "1/min"
+    assert [api.get("/api/v1/products/").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@contextmanager
+def broker_unreachable():
+    """This process's Celery app pointed at a port nobody answers, then back."""
+    from config.celery import app
+
+    def point_at(url: str) -> None:
+        app.conf.broker_url = url
+        app._pool = None  # connections are pooled per URL: start new pools
+        app.amqp._producer_pool = None
+
+    url = app.conf.broker_url
+    point_at(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        yield
+    finally:
+        point_at(url)
+
+
+def test_an_upload_accepted_while_the_broker_is_down_is_sent_by_the_sweeper(api, transactional_db, broker, settings):
+    upload = SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg")
+    with broker_unreachable():
+        response = api.post("/api/v1/media/", {"file": upload}, format="multipart")
+    assert response.status_code == 202  # stored: the broker's outage is not the client's problem
+    media = Media.objects.get()
+    assert media.status == Media.Status.PENDING and queued_batches(broker) == []
+
+    sweep(now=timezone.now() + timedelta(minutes=settings.PENDING_REQUEUE_MINUTES + 1))
+    assert queued_batches(broker) == [[media.pk]]
