@@ -55,22 +55,58 @@ def use_bench_database(name: str = BENCH_DB) -> str:
     return os.environ["DATABASE_URL"]
 
 
-def vit_b_32() -> Path:
-    """The ViT-B/32-shaped CLIP with random weights (`build_clip_model --size
-    vit-b-32`), built once under .data/models: speed does not depend on the
-    values of the weights."""
-    if not (MODEL_DIR / "model.safetensors").exists():
+def built_model(directory: Path, size: str) -> Path:
+    """The CLIP of `size` (`build_clip_model --size`) with random weights,
+    built once under `directory`."""
+    if not (directory / "model.safetensors").exists():
         import subprocess
 
         # Its own process: the calling script sets up Django only after
         # choosing its database and media directory.
         subprocess.run(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "manage.py", "build_clip_model", str(MODEL_DIR), "--size", "vit-b-32"],
+            [sys.executable, "manage.py", "build_clip_model", str(directory), "--size", size],
             cwd=ROOT,
             env={**os.environ, "DJANGO_DEBUG": "1"},
             check=True,
         )
-    return MODEL_DIR
+    return directory
+
+
+def vit_b_32() -> Path:
+    """The ViT-B/32-shaped CLIP with random weights: speed does not depend on
+    the values of the weights."""
+    return built_model(MODEL_DIR, "vit-b-32")
+
+
+def run_scripts(scripts: list[tuple[str, list[str], list[str]]], quick: bool, only: list[str] | None):
+    """Runs each (script, arguments, arguments with --quick) of bench/ as its
+    own process, one after another; returns the tables they emitted, each
+    script's run time in seconds, and the failures."""
+    import subprocess
+    import tempfile
+    import time
+
+    tables: list[dict] = []
+    timings: list[tuple[str, float]] = []
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.jsonl"
+        for script, full, quick_args in scripts:
+            if only and script not in only:
+                continue
+            print(f"\n=== bench/{script} ===", flush=True)
+            began = time.monotonic()
+            status = subprocess.call(  # noqa: S603 - our own interpreter and scripts
+                [sys.executable, str(ROOT / "bench" / script), *(quick_args if quick else full)],
+                cwd=ROOT,
+                env={**os.environ, "BENCH_RESULTS": str(results)},
+            )
+            timings.append((script, time.monotonic() - began))
+            if status:
+                failures.append(f"bench/{script} exited with {status}")
+        if results.exists():
+            tables = [json.loads(line) for line in results.read_text().splitlines()]
+    return tables, timings, failures
 
 
 def median(values: Sequence[float]) -> float:

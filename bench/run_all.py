@@ -12,12 +12,9 @@ the scripts themselves; its figures are not the ones to quote.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,27 +93,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="script names to run (default: all)")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(ROOT))
+    from bench.common import run_scripts
+
     started = time.monotonic()
-    tables: list[dict] = []
-    timings = []
-    failures = []
-    with tempfile.TemporaryDirectory() as tmp:
-        results = Path(tmp) / "results.jsonl"
-        for script, full, quick in SCRIPTS:
-            if args.only and script not in args.only:
-                continue
-            print(f"\n=== bench/{script} ===", flush=True)
-            began = time.monotonic()
-            status = subprocess.call(  # noqa: S603 - our own interpreter and scripts
-                [sys.executable, str(ROOT / "bench" / script), *(quick if args.quick else full)],
-                cwd=ROOT,
-                env={**os.environ, "BENCH_RESULTS": str(results)},
-            )
-            timings.append(f"{script} {time.monotonic() - began:.0f} s")
-            if status:
-                failures.append(f"bench/{script} exited with {status}")
-        if results.exists():
-            tables = [json.loads(line) for line in results.read_text().splitlines()]
+    tables, seconds_each, failures = run_scripts(SCRIPTS, args.quick, args.only)
+    timings = [f"{script} {seconds:.0f} s" for script, seconds in seconds_each]
 
     lines = [
         "# Benchmarks",

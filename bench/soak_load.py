@@ -1,0 +1,455 @@
+"""Load through the real HTTP server: no 5xx, no upload lost, memory steady.
+
+    .venv/bin/python bench/soak_load.py [--seconds 60] [--burst 500] [--clients 8] [--web-workers 3]
+
+The web app under gunicorn (`--web-workers` processes of 4 threads, the model
+preloaded, one torch thread each), a Celery worker (media and maintenance queues) and beat, over the
+demo's PostgreSQL and Redis in a database and a Redis database of their own,
+files on the filesystem storage, the tiny CLIP. Production's settings
+otherwise, the rate limit (1,200 requests a minute per key) included: each
+client has its own key, and any 429 is counted apart.
+
+A tenant is seeded through the API (products, photos, a few clips, processed
+by the worker). Then `--clients` clients, for `--seconds`, each pick their next
+request at random: image search (a photo), text search, "more like this" of a
+ready item, an upload (a new photo, now and then a clip), a page of media or
+of products. Then a burst of `--burst` uploads, as fast as the clients can
+send them. Every accepted upload must end `ready` or `failed` with a reason,
+with exactly one set of vectors. Reports p50/p95 per endpoint, every 5xx, and
+the resident memory of every process (gunicorn master and workers, the
+Celery worker and its pool child, beat) after a warm-up and after the run,
+growth beyond 10% flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import soak_files
+from bench.common import Table, emit, percentile, use_bench_database
+from bench.soak_common import (
+    LOG_DIR,
+    SOAK_DIR,
+    Beat,
+    DemoServices,
+    Server,
+    Worker,
+    alive_children,
+    check_items,
+    end,
+    flush_redis_database,
+    rss_mb,
+    settled_counts,
+    tiny_model,
+    use_redis_database,
+)
+
+DATABASE = "stockmind_soak_load"
+REDIS_DATABASE = 6
+MEDIA_ROOT = SOAK_DIR / "load-media"
+TENANT = "soak-load"
+PRODUCTS = 30
+SEED_PHOTOS = 120
+SEED_CLIPS = 4
+THREADS = 4
+GROWTH_FLAG = 0.10
+# The mix of the load phase: (endpoint, weight).
+MIX = [
+    ("POST /search/image", 20),
+    ("POST /search/text", 20),
+    ("GET /search/similar/{id}", 15),
+    ("POST /media/ (upload)", 20),
+    ("GET /media/ (list)", 15),
+    ("GET /products/ (list)", 10),
+]
+WORDS = "red blue green leather canvas running shoe boot bag jacket dress watch lamp chair table mug".split()
+
+
+@dataclass
+class Answer:
+    endpoint: str
+    status: int  # 0: no answer (connection refused or reset, timeout)
+    ms: float
+    phase: str
+
+
+@dataclass
+class Shared:
+    """What the clients share: the files to upload, the items to search like,
+    every answer, and the ids of accepted uploads."""
+
+    uploads: list[soak_files.SoakFile]
+    queries: list[bytes]
+    similar_ids: list[int]
+    answers: list[Answer] = field(default_factory=list)
+    accepted: dict[int, str] = field(default_factory=dict)  # media id -> phase
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_upload(self) -> soak_files.SoakFile | None:
+        with self.lock:
+            return self.uploads.pop() if self.uploads else None
+
+
+class Client:
+    def __init__(self, server: Server, key: str, shared: Shared, seed: int):
+        import requests
+
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.server, self.shared = server, shared
+        self.rng = random.Random(seed)
+
+    def request(self, endpoint: str, phase: str) -> None:
+        import requests
+
+        started = time.perf_counter()
+        try:
+            response = self._send(endpoint)
+            status = response.status_code if response is not None else None
+        except requests.RequestException:
+            response, status = None, 0
+        if status is None:
+            return  # nothing left to upload
+        ms = (time.perf_counter() - started) * 1000
+        with self.shared.lock:
+            self.shared.answers.append(Answer(endpoint, status, ms, phase))
+            if endpoint.startswith("POST /media/") and status in (200, 202):
+                self.shared.accepted[response.json()["id"]] = phase
+
+    def _send(self, endpoint: str):
+        url, rng, shared = self.server.url, self.rng, self.shared
+        if endpoint == "POST /search/image":
+            image = shared.queries[rng.randrange(len(shared.queries))]
+            return self.session.post(
+                url("/api/v1/search/image"), files={"file": ("q.jpg", image, "image/jpeg")}, timeout=60
+            )
+        if endpoint == "POST /search/text":
+            query = " ".join(rng.sample(WORDS, 3))
+            return self.session.post(url("/api/v1/search/text"), json={"query": query}, timeout=60)
+        if endpoint == "GET /search/similar/{id}":
+            media_id = shared.similar_ids[rng.randrange(len(shared.similar_ids))]
+            return self.session.get(url(f"/api/v1/search/similar/{media_id}?k=10"), timeout=60)
+        if endpoint.startswith("POST /media/"):
+            upload = shared.next_upload()
+            if upload is None:
+                return None
+            return self.session.post(
+                url("/api/v1/media/"),
+                data={"product": f"SKU-{rng.randrange(PRODUCTS)}"},
+                files={"file": (upload.name, upload.data, upload.content_type)},
+                timeout=60,
+            )
+        if endpoint == "GET /media/ (list)":
+            return self.session.get(url(f"/api/v1/media/?page={rng.randint(1, 3)}"), timeout=60)
+        return self.session.get(url("/api/v1/products/"), timeout=60)
+
+
+def seed_tenant(server: Server, clients: int) -> tuple[list[str], list[int]]:
+    """The tenant, its products and one write key per client; the seed catalog
+    uploaded through the API and processed; returns the keys and the ready ids."""
+    import requests
+
+    from catalog.models import ApiKey, Product
+    from catalog.tenants import create_tenant
+
+    tenant, first = create_tenant(TENANT, "Soak: load")
+    Product.objects.bulk_create(Product(tenant=tenant, sku=f"SKU-{n}", title=f"product {n}") for n in range(PRODUCTS))
+    keys = [first] + [ApiKey.issue(tenant, f"client {n}", scope=ApiKey.Scope.WRITE)[1] for n in range(1, clients)]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {first}"
+    files = [soak_files.image(500_000 + n) for n in range(SEED_PHOTOS)]
+    files += [soak_files.video(600_000 + n) for n in range(SEED_CLIPS)]
+    ids = []
+    for n, f in enumerate(files):
+        response = session.post(
+            server.url("/api/v1/media/"),
+            data={"product": f"SKU-{n % PRODUCTS}"},
+            files={"file": (f.name, f.data, f.content_type)},
+            timeout=60,
+        )
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    return keys, wait_settled(ids, timeout=600)
+
+
+def wait_settled(media_ids: list[int], timeout: float) -> list[int]:
+    """Wait until none is pending or processing (or the timeout); returns the ready ids."""
+    from catalog.models import Media
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = settled_counts(media_ids)
+        if not counts.get("pending") and not counts.get("processing"):
+            break
+        time.sleep(0.5)
+    return list(Media.objects.filter(pk__in=media_ids, status="ready").values_list("pk", flat=True))
+
+
+def run_mix(clients: list[Client], seconds: float, phase: str) -> float:
+    stop_at = time.perf_counter() + seconds
+    endpoints, weights = zip(*MIX, strict=True)
+
+    def loop(client: Client) -> None:
+        while time.perf_counter() < stop_at:
+            client.request(client.rng.choices(endpoints, weights)[0], phase)
+
+    return _in_threads(clients, loop)
+
+
+def run_burst(clients: list[Client], count: int) -> float:
+    left = [count]
+    lock = threading.Lock()
+
+    def loop(client: Client) -> None:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            client.request("POST /media/ (upload)", "burst")
+
+    return _in_threads(clients, loop)
+
+
+def _in_threads(clients: list[Client], loop) -> float:
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def memory(server: Server, worker: Worker, beat: Beat) -> dict[str, tuple[int, float]]:
+    """Resident memory now of every process: name -> (pid, MiB)."""
+    found = {"gunicorn master": (server.process.pid, rss_mb(server.process.pid))}
+    for n, pid in enumerate(sorted(alive_children(server.process.pid))):
+        found[f"gunicorn worker {n + 1}"] = (pid, rss_mb(pid))
+    found["celery worker (main)"] = (worker.process.pid, rss_mb(worker.process.pid))
+    for n, pid in enumerate(sorted(alive_children(worker.process.pid))):
+        found[f"celery pool child {n + 1}"] = (pid, rss_mb(pid))
+    found["celery beat"] = (beat.process.pid, rss_mb(beat.process.pid))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=3)
+    parser.add_argument("--settle-timeout", type=float, default=900)
+    args = parser.parse_args()
+
+    began = time.monotonic()
+    DemoServices()  # both running, or stop here with the reason
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(MEDIA_ROOT, ignore_errors=True)
+    use_bench_database(DATABASE)
+    redis_url = use_redis_database(REDIS_DATABASE)
+    os.environ.update({"CLIP_MODEL": str(tiny_model()), "MEDIA_ROOT": str(MEDIA_ROOT)})
+    for name in ("CLIP_PRECISION", "API_RATE_LIMIT", "DJANGO_DEBUG", "S3_BUCKET_NAME", "SQS_QUEUE_URL"):
+        os.environ.pop(name, None)  # production's defaults, the filesystem storage
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    worker = Worker([settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE], {}, LOG_DIR / "load-worker.log", "INFO")
+    beat = Beat({}, LOG_DIR / "load-beat.log", SOAK_DIR / "load-beat-schedule")
+    server = None
+    try:
+        # Several web processes on two cores: one torch thread each, or their
+        # OpenMP teams oversubscribe the cores (searches ten times slower).
+        web_env = {"CLIP_TORCH_THREADS": "1"}
+        server = Server(web_env, args.web_workers, LOG_DIR / "load-gunicorn.log", threads=THREADS)
+        keys, ready_ids = seed_tenant(server, args.clients)
+        print(f"seeded: {len(ready_ids)} ready items; making the files to upload", flush=True)
+        shared = Shared(
+            # More than the load phase can send (it sends about 5 a second).
+            uploads=[soak_files.image(700_000 + n) for n in range(int(args.seconds * 20))]
+            + [soak_files.video(800_000 + n) for n in range(int(args.seconds / 2))],
+            queries=[soak_files.image(900_000 + n).data for n in range(20)],
+            similar_ids=ready_ids,
+        )
+        random.Random(1).shuffle(shared.uploads)
+        clients = [Client(server, keys[n], shared, n) for n in range(args.clients)]
+        for client in clients:  # a warm-up: every kind of request once per client
+            for endpoint, _ in MIX:
+                client.request(endpoint, "warm-up")
+        before = memory(server, worker, beat)
+        print(f"load: {args.clients} clients for {args.seconds:.0f} s", flush=True)
+        load_seconds = run_mix(clients, args.seconds, "load")
+        after_load = memory(server, worker, beat)
+        burst_uploads = [soak_files.image(1_000_000 + n) for n in range(args.burst)]
+        with shared.lock:
+            shared.uploads = burst_uploads
+        print(f"burst: {args.burst} uploads", flush=True)
+        burst_seconds = run_burst(clients, args.burst)
+        accepted = dict(shared.accepted)
+        print(f"waiting for {len(accepted)} accepted uploads to settle", flush=True)
+        settle_started = time.monotonic()
+        wait_settled(list(accepted), args.settle_timeout)
+        settle_seconds = time.monotonic() - settle_started
+        after = memory(server, worker, beat)
+        check = check_items(list(accepted))
+    finally:
+        if server is not None:
+            end(server)
+        end(worker)
+        end(beat)
+        flush_redis_database(redis_url)
+    ram = (before, after_load, after)
+    report(args, shared, accepted, check, ram, load_seconds, burst_seconds, settle_seconds, began)
+
+
+def report(args, shared, accepted, check, ram_samples, load_seconds, burst_seconds, settle_seconds, began) -> None:
+    from catalog.models import Media
+
+    answers = [a for a in shared.answers if a.phase in ("load", "burst")]
+    by_endpoint: dict[tuple[str, str], list[Answer]] = defaultdict(list)
+    for answer in answers:
+        by_endpoint[(answer.phase, answer.endpoint)].append(answer)
+    table = Table(
+        "load",
+        f"{args.clients} clients for {args.seconds:.0f} s, then a burst of {args.burst} uploads, through gunicorn "
+        f"({args.web_workers} workers x {THREADS} threads) with a Celery worker running",
+        [
+            "phase",
+            "endpoint",
+            "requests",
+            "req/s",
+            "2xx",
+            "4xx",
+            "429",
+            "5xx",
+            "no answer",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+        ],
+    )
+    for (phase, endpoint), group in sorted(by_endpoint.items(), key=lambda item: (item[0][0] != "load", item[0][1])):
+        statuses = Counter(a.status for a in group)
+        ms = [a.ms for a in group]
+        seconds = load_seconds if phase == "load" else burst_seconds
+        table.add(
+            phase,
+            endpoint,
+            len(group),
+            len(group) / seconds,
+            sum(n for s, n in statuses.items() if 200 <= s < 300),
+            sum(n for s, n in statuses.items() if 400 <= s < 500 and s != 429),
+            statuses[429],
+            sum(n for s, n in statuses.items() if s >= 500),
+            statuses[0],
+            percentile(ms, 50),
+            percentile(ms, 95),
+            max(ms),
+        )
+    other = Counter((a.endpoint, a.status) for a in answers if a.status not in (200, 202) and a.status)
+    for (endpoint, status), n in sorted(other.items()):
+        table.notes.append(f"- {endpoint}: {n}x {status}")
+    table.notes.append(
+        f"The mix: {', '.join(f'{e} {w}%' for e, w in MIX)}. Image queries are generated photos of 160-512 px; "
+        f"uploads are new photos (JPEG, one in eight PNG) and 3 s clips; the burst, {args.burst} new photos sent "
+        f"by the {args.clients} clients at once, took {burst_seconds:.1f} s. Each client has its own API key "
+        "(rate limit 1,200/min per key). The web processes run with CLIP_TORCH_THREADS=1 (several processes on "
+        "the machine's cores; the worker keeps torch's default)."
+    )
+    emit(table)
+
+    outcome = Table(
+        "load",
+        "Every accepted upload, after the run",
+        ["uploads accepted", "ready", "failed", "pending/processing", "missing", "wrong vectors", "settled after"],
+    )
+    outcome.add(
+        len(accepted),
+        check.by_status.get("ready", 0),
+        check.by_status.get("failed", 0),
+        len(check.unsettled),
+        len(check.missing),
+        len(check.bad_vectors),
+        f"{settle_seconds:.0f} s after the burst",
+    )
+    for reason, n in sorted(check.reasons.items(), key=lambda item: -item[1]):
+        outcome.notes.append(f"- failed {n}x: {reason}")
+    phases = Counter(accepted.values())
+    outcome.notes.append(
+        f"Accepted during the load {phases['load']}, the burst {phases['burst']}; vectors {check.vectors:,} "
+        f"({check.frames} for video frames). Tenant media in all: "
+        f"{Media.objects.filter(tenant__slug=TENANT).count():,}."
+    )
+    emit(outcome)
+
+    before, after_load, after = ram_samples
+    ram = Table(
+        "load",
+        "Resident memory (RSS) of every process: after a warm-up request of each kind per client, after the "
+        f"{args.seconds:.0f} s of load, and after the burst once every upload was processed",
+        ["process", "pid", "start, MiB", "after the load", "at the end", "growth", "flag"],
+    )
+    flagged = []
+    for name in sorted(set(before) | set(after), key=list({**before, **after}).index):
+        pid_before, mib_before = before.get(name, (0, 0.0))
+        pid_after, mib_after = after.get(name, (0, 0.0))
+        growth = round((mib_after - mib_before) / mib_before, 3) if mib_before else 0.0
+        flag = ""
+        if pid_before != pid_after:
+            flag = f"restarted (pid {pid_before} -> {pid_after})"
+        elif growth > GROWTH_FLAG:
+            flag = f"grew more than {GROWTH_FLAG:.0%}"
+        if flag:
+            flagged.append(f"{name}: {flag}")
+        middle = after_load.get(name, (0, 0.0))[1]
+        ram.add(name, pid_after or pid_before, mib_before, middle, mib_after, f"{growth:+.1%}", flag or "-")
+    emit(ram)
+
+    fives = sum(1 for a in answers if a.status >= 500 or a.status == 0)
+    too_many = sum(1 for a in answers if a.status == 429)
+    checks = [
+        ("no 5xx (nor a request left unanswered)", f"{fives} of {len(answers):,}", fives == 0, True),
+        (
+            "no upload lost: every accepted upload ready or failed with a reason",
+            f"{len(check.missing)} missing, {len(check.unsettled)} unsettled, "
+            f"{len(check.failed_without_reason)} failed without a reason",
+            not (check.missing or check.unsettled or check.failed_without_reason),
+            True,
+        ),
+        ("exactly one set of vectors each", f"{len(check.bad_vectors)} wrong", not check.bad_vectors, True),
+        ("p95 reported per endpoint", f"{len(by_endpoint)} endpoint and phase pairs", bool(by_endpoint), True),
+        (
+            f"no process grew more than {GROWTH_FLAG:.0%} (flagged, not failed)",
+            "; ".join(flagged) or "none flagged",
+            not flagged,
+            False,
+        ),
+        ("429 answers (counted apart)", str(too_many), too_many == 0, False),
+    ]
+    table = Table("load-verdict", "Load: the checks", ["check", "found", "verdict"])
+    for name, found, ok, required in checks:
+        table.add(name, found, "met" if ok else ("MISSED" if required else "flagged"))
+    passed = all(ok for _, _, ok, required in checks if required)
+    minutes = (time.monotonic() - began) / 60
+    table.notes.append(f"Requirement 2 (load): **{'met' if passed else 'MISSED'}**. Run time {minutes:.1f} min.")
+    emit(table)
+    if not passed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
