@@ -361,6 +361,7 @@ def log_counts() -> Counter:
         counts["worker lost"] += text.count("WorkerLostError")
         counts["deliveries skipped"] += len(re.findall(r"is not pending for task .* skipped", text))
         counts["claims lost"] += text.count("lost its claim")
+        counts["back to pending"] += len(re.findall(r"media \[[^\]]*\d[^\]]*\] back to pending after", text))
         counts["tracebacks"] += text.count("Traceback")
         counts["broker reconnects"] += text.count("Cannot connect to redis") + text.count("Connection to broker lost")
         for match in sweep.finditer(text):
@@ -373,6 +374,7 @@ def log_counts() -> Counter:
             for word in outcome.split(", "):
                 counts[f"bridge {word}"] += 1
         counts["bridge messages left for retry"] += text.count("left for retry")
+        counts["bridge pauses"] += text.count("SQS or database unavailable")
     web = (LOG_DIR / "faults-gunicorn.log").read_text(errors="replace")
     counts["web tracebacks"] = web.count("Traceback")
     counts["web key conflicts"] = web.count("IntegrityError: duplicate key value violates unique constraint")
@@ -649,10 +651,12 @@ def report(args, result: Result, seconds: float) -> None:
         ("tasks lost with their worker (WorkerLostError, redelivered)", logs["worker lost"]),
         ("deliveries of items already taken or done, skipped by the claim", logs["deliveries skipped"]),
         ("results discarded: the claim was lost meanwhile", logs["claims lost"]),
+        ("tasks out of retries in an outage: their items back to pending", logs["back to pending"]),
         ("sweeper: stuck items requeued", logs["sweeper requeued stuck"]),
         ("sweeper: stuck items failed (out of attempts)", logs["sweeper failed stuck"]),
         ("sweeper: pending items enqueued again", logs["sweeper requeued pending"]),
         ("bridge: messages left for retry (database or broker down)", logs["bridge messages left for retry"]),
+        ("bridge: batches not received, the database being down", logs["bridge pauses"]),
         ("bridge: events seen again and recognised (duplicate)", logs["bridge duplicate"]),
         ("bridge: media created", logs["bridge created"]),
         ("web: uploads answered 500 on the media key's unique constraint", logs["web key conflicts"]),

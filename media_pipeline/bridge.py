@@ -14,7 +14,7 @@ import logging
 import signal
 from collections import Counter
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 from catalog.aws import sqs_client
 from catalog.media import delete_media
@@ -160,6 +160,7 @@ class Bridge:
         self.batch_size = batch_size
         self.client = client or sqs_client()
         self.stopping = False
+        self.unavailable = False  # a message of the batch in hand met a transient error
 
     def receive(self) -> list[dict]:
         response = self.client.receive_message(
@@ -181,6 +182,7 @@ class Bridge:
             outcomes = process_message(message)
         except TRANSIENT_ERRORS as exc:
             logger.warning("message %s (receive %s) left for retry: %s", message_id, receives, exc)
+            self.unavailable = True
             return False
         except Exception:
             logger.exception(
@@ -192,9 +194,20 @@ class Bridge:
         return True
 
     def run_once(self) -> Counter:
+        """One batch. Raises a transient error, receiving nothing, while the
+        database is down: every receive counts toward the dead-letter queue,
+        so an outage must not use them up. A batch whose message meets a
+        transient error stops there; the rest come back after their
+        visibility timeout."""
+        connection.ensure_connection()
         counts: Counter = Counter()
+        self.unavailable = False
         for message in self.receive():
+            if self.unavailable:
+                counts["left"] += 1
+                continue
             counts["deleted" if self.handle(message) else "left"] += 1
+        counts["unavailable"] = int(self.unavailable)
         return counts
 
     def run(self, max_batches: int | None = None) -> None:
@@ -205,22 +218,28 @@ class Bridge:
             self.stopping = True
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        batches = 0
+        batches, pauses = 0, 0
         try:
             while not self.stopping and (max_batches is None or batches < max_batches):
                 close_old_connections()  # a long-lived process: drop broken or expired connections
                 try:
-                    self.run_once()
+                    unavailable = self.run_once()["unavailable"]
                 except TRANSIENT_ERRORS as exc:
                     logger.warning("SQS or database unavailable (%s); trying again", exc)
-                    self._pause()
+                    unavailable = True
+                pauses = pauses + 1 if unavailable else 0
+                if pauses:
+                    self._pause(pauses)
                 batches += 1
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         logger.info("bridge stopped")
 
-    def _pause(self) -> None:
+    def _pause(self, times: int) -> None:
+        """Back off while a service is down: 1, 2, 4 ... at most 30 seconds."""
         import time
 
-        time.sleep(min(5, self.wait_seconds or 1))
+        deadline = time.monotonic() + min(30, 2 ** (times - 1))
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(0.2)

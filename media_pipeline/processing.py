@@ -155,6 +155,18 @@ def fail_claimed(media_ids: Sequence[int], token: str, reason: str) -> int:
     return sum(fail(media_id, token, reason) for media_id in held.values_list("pk", flat=True))
 
 
+def release_claimed(media_ids: Sequence[int], token: str) -> list[int]:
+    """Put the items that `token` still holds back to `pending`, unclaimed (its
+    task gave up on a transient error); returns their ids. They are not sent:
+    the sweeper sends pending items that waited PENDING_REQUEUE_MINUTES."""
+    held = Media.objects.filter(pk__in=list(media_ids), status=Media.Status.PROCESSING, claim_token=token)
+    ids = list(held.values_list("pk", flat=True))
+    held.filter(pk__in=ids).update(
+        status=Media.Status.PENDING, claim_token="", processing_started_at=None, updated_at=timezone.now()
+    )
+    return ids
+
+
 def _rejection(media_id: int, exc: Exception) -> str:
     """The reason an item failed on `exc`: the file's fault, or a bug (logged).
     Transient errors (storage, database) are raised on, so the task retries."""

@@ -13,19 +13,26 @@ from media_pipeline.queue import PROCESS_MEDIA_TASK, SWEEP_MEDIA_TASK
 logger = logging.getLogger(__name__)
 
 # Transient failures (database, broker, storage unavailable) are retried this
-# many times with exponential backoff (1 s, 2 s, 4 s, ... at most 5 minutes).
-TRANSIENT_RETRIES = 6
+# many times with exponential backoff (1 s, 2 s, 4 s, ... at most 5 minutes,
+# each drawn at random up to that: together about ten minutes on average).
+TRANSIENT_RETRIES = 10
 
 
 class ProcessMediaTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        # Retries exhausted, or an error that is not the file's fault and not
-        # transient (a bug): the item fails with the reason, the worker goes on.
         media_ids = _ids(args[0] if args else kwargs.get("media_ids"))
         try:
-            processing.fail_claimed(media_ids, task_id, f"Processing error: {type(exc).__name__}: {exc}")
+            if isinstance(exc, TRANSIENT_ERRORS):
+                # Retries used up by an outage: nothing is wrong with the items.
+                # Back to `pending`; the sweeper sends them again.
+                released = processing.release_claimed(media_ids, task_id)
+                logger.warning("media %s back to pending after %s: %s", released, type(exc).__name__, exc)
+            else:
+                # Not the file's fault and not transient (a bug): the items fail
+                # with the reason, the worker goes on.
+                processing.fail_claimed(media_ids, task_id, f"Processing error: {type(exc).__name__}: {exc}")
         except Exception:
-            logger.exception("could not record the failure of media %s; the sweeper will", media_ids)
+            logger.exception("could not record the outcome of media %s; the sweeper will", media_ids)
 
 
 def _ids(media_ids: int | list[int]) -> list[int]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,25 @@ def worker(transactional_db, clip, broker, settings):
         without_heartbeat=False,  # its heartbeats tell the dashboard it is alive
     ) as running:
         yield running
+
+
+@contextmanager
+def broker_unreachable():
+    """This process's Celery app pointed at a port nobody answers, then back."""
+    from config.celery import app
+    from config.embedded_services import free_port
+
+    def point_at(url: str) -> None:
+        app.conf.broker_url = url
+        app._pool = None  # connections are pooled per URL: start new pools
+        app.amqp._producer_pool = None
+
+    url = app.conf.broker_url
+    point_at(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        yield
+    finally:
+        point_at(url)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from django.utils import timezone
 from catalog.models import Media
 from config.embedded_services import free_port
 from media_pipeline.sweeper import sweep
-from tests.conftest import error_code, queued_batches
+from tests.conftest import broker_unreachable, error_code, queued_batches
 from tests.media_files import jpeg_bytes
 
 
@@ -65,24 +64,6 @@ def test_rate_limiting_cache_down_serves_unthrottled(api, settings):
     assert [api.get("/api/v1/products/").status_code for _ in range(3)] == [200, 200, 200]
 
 
-@contextmanager
-def broker_unreachable():
-    """This process's Celery app pointed at a port nobody answers, then back."""
-    from config.celery import app
-
-    def point_at(url: str) -> None:
-        app.conf.broker_url = url
-        app._pool = None  # connections are pooled per URL: start new pools
-        app.amqp._producer_pool = None
-
-    url = app.conf.broker_url
-    point_at(f"redis://127.0.0.1:{free_port()}/0")
-    try:
-        yield
-    finally:
-        point_at(url)
-
-
 def test_an_upload_accepted_while_the_broker_is_down_is_sent_by_the_sweeper(api, transactional_db, broker, settings):
     upload = SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg")
     with broker_unreachable():
@@ -93,3 +74,27 @@ def test_an_upload_accepted_while_the_broker_is_down_is_sent_by_the_sweeper(api,
 
     sweep(now=timezone.now() + timedelta(minutes=settings.PENDING_REQUEUE_MINUTES + 1))
     assert queued_batches(broker) == [[media.pk]]
+
+
+@pytest.mark.django_db
+def test_a_task_out_of_retries_in_an_outage_puts_its_items_back_to_pending(tenant):
+    import django.db
+
+    from media_pipeline.tasks import process_media
+    from tests.factories import MediaFactory
+
+    def held(token: str) -> Media:
+        return MediaFactory(tenant=tenant, status=Media.Status.PROCESSING, claim_token=token, attempts=1)
+
+    mine, theirs = held("task-1"), held("task-2")
+    outage = django.db.OperationalError("server closed the connection unexpectedly")
+    process_media.on_failure(outage, "task-1", [[mine.pk, theirs.pk]], {}, None)
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, mine.claim_token, mine.attempts, mine.error) == (Media.Status.PENDING, "", 1, "")
+    assert theirs.status == Media.Status.PROCESSING  # another task's claim is left alone
+
+    # A bug is not an outage: the item fails, with the reason.
+    process_media.on_failure(ValueError("unexpected shape"), "task-2", [[theirs.pk]], {}, None)
+    theirs.refresh_from_db()
+    assert theirs.status == Media.Status.FAILED and theirs.error == "Processing error: ValueError: unexpected shape"

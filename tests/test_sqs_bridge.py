@@ -5,6 +5,7 @@ import base64
 import json
 from io import StringIO
 
+import django.db
 import pytest
 import requests
 from django.conf import settings
@@ -365,3 +366,40 @@ def test_an_uploads_own_s3_event_seen_before_it_commits_makes_no_second_item(
     [media] = Media.objects.all()
     assert (media.pk, media.source) == (upload.pk, Media.Source.UPLOAD)
     assert not RejectedS3Event.objects.exists() and queue_depth(queue_url) == 0
+
+
+def test_the_bridge_receives_nothing_while_the_database_is_down(transactional_db, tenant, bridge, queue_url):
+    """Each receive counts toward the dead-letter queue: an outage must not
+    spend them. Nothing is received until the database answers again."""
+    from django.db import connection
+
+    from config.embedded_services import free_port
+
+    put(key_for("shoe.jpg"), jpeg_bytes())
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())
+    try:
+        for _ in range(3):
+            with pytest.raises(django.db.OperationalError):
+                bridge.run_once()
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    [message] = sqs_client().receive_message(QueueUrl=queue_url, AttributeNames=["ApproximateReceiveCount"])["Messages"]
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"  # this one: the bridge took none
+    assert bridge.handle(message) is True
+    assert Media.objects.get().storage_key == key_for("shoe.jpg")
+
+
+def test_a_transient_error_stops_the_batch_in_hand(transactional_db, tenant, bridge, queue_url):
+    """The first message meeting an outage (here the broker's) leaves the rest
+    of its batch untouched: they come back after their visibility timeout."""
+    from tests.conftest import broker_unreachable
+
+    for n in range(3):
+        put(key_for(f"shoe-{n}.jpg"), jpeg_bytes(seed=n))
+    with broker_unreachable():
+        counts = bridge.run_once()
+    assert counts["unavailable"] == 1 and counts["left"] == 3 and counts["deleted"] == 0
+    assert Media.objects.count() == 1  # recorded, its enqueueing failed: the same event sends it again
