@@ -29,7 +29,7 @@ OUTPUT = ROOT / "docs" / "RELIABILITY.md"
 # (script, arguments, arguments with --quick)
 SCRIPTS = [
     ("soak_faults.py", [], ["--items", "200", "--rate", "6", "--kills", "2", "--outage", "5"]),
-    ("soak_load.py", [], ["--seconds", "10", "--burst", "60"]),
+    ("soak_load.py", [], ["--seconds", "10", "--burst", "60", "--warm-up", "3"]),
 ]
 # (heading, the requirement as the issue puts it, table keys, the key of its checks)
 SECTIONS = [

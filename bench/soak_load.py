@@ -17,7 +17,8 @@ of products. Then a burst of `--burst` uploads, as fast as the clients can
 send them. Every accepted upload must end `ready` or `failed` with a reason,
 with exactly one set of vectors. Reports p50/p95 per endpoint, every 5xx, and
 the resident memory of every process (gunicorn master and workers, the
-Celery worker and its pool child, beat) after a warm-up and after the run,
+Celery worker and its pool child, beat) after a warm-up of `--warm-up`
+seconds of the same mix and after the run,
 growth beyond 10% flagged.
 """
 
@@ -246,6 +247,9 @@ def memory(server: Server, worker: Worker, beat: Beat) -> dict[str, tuple[int, f
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--warm-up", type=float, default=15, help="seconds of the same mix before memory is first measured"
+    )
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--web-workers", type=int, default=3)
@@ -280,16 +284,21 @@ def main() -> None:
         print(f"seeded: {len(ready_ids)} ready items; making the files to upload", flush=True)
         shared = Shared(
             # More than the load phase can send (it sends about 5 a second).
-            uploads=[soak_files.image(700_000 + n) for n in range(int(args.seconds * 20))]
-            + [soak_files.video(800_000 + n) for n in range(int(args.seconds / 2))],
+            uploads=[soak_files.image(700_000 + n) for n in range(int((args.seconds + args.warm_up) * 20))]
+            + [soak_files.video(800_000 + n) for n in range(int((args.seconds + args.warm_up) / 2))],
             queries=[soak_files.image(900_000 + n).data for n in range(20)],
             similar_ids=ready_ids,
         )
         random.Random(1).shuffle(shared.uploads)
         clients = [Client(server, keys[n], shared, n) for n in range(args.clients)]
-        for client in clients:  # a warm-up: every kind of request once per client
+        for client in clients:  # a warm-up: every kind of request once per client ...
             for endpoint, _ in MIX:
                 client.request(endpoint, "warm-up")
+        # ... then the mix itself for a while: the web processes' threads, their
+        # allocator arenas and torch's buffers for every query size reach their
+        # working size, so that growth measured from here is growth, not start-up.
+        print(f"warm-up: {args.clients} clients for {args.warm_up:.0f} s", flush=True)
+        run_mix(clients, args.warm_up, "warm-up")
         before = memory(server, worker, beat)
         print(f"load: {args.clients} clients for {args.seconds:.0f} s", flush=True)
         load_seconds = run_mix(clients, args.seconds, "load")
@@ -390,7 +399,8 @@ def report(args, shared, accepted, check, ram_samples, load_seconds, burst_secon
         outcome.notes.append(f"- failed {n}x: {reason}")
     phases = Counter(accepted.values())
     outcome.notes.append(
-        f"Accepted during the load {phases['load']}, the burst {phases['burst']}; vectors {check.vectors:,} "
+        f"Accepted during the warm-up {phases['warm-up']}, the load {phases['load']}, "
+        f"the burst {phases['burst']}; vectors {check.vectors:,} "
         f"({check.frames} for video frames). Tenant media in all: "
         f"{Media.objects.filter(tenant__slug=TENANT).count():,}."
     )
@@ -399,7 +409,7 @@ def report(args, shared, accepted, check, ram_samples, load_seconds, burst_secon
     before, after_load, after = ram_samples
     ram = Table(
         "load",
-        "Resident memory (RSS) of every process: after a warm-up request of each kind per client, after the "
+        f"Resident memory (RSS) of every process: after a warm-up ({args.warm_up:.0f} s of the same mix), after the "
         f"{args.seconds:.0f} s of load, and after the burst once every upload was processed",
         ["process", "pid", "start, MiB", "after the load", "at the end", "growth", "flag"],
     )
