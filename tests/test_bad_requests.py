@@ -31,6 +31,7 @@ RAW_BODIES = {
     "null": b"null",
     "a number": b"42",
     "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+    "nesting just within the parser's depth": b'{"a":' * 960 + b"1" + b"}" * 960,
     "invalid UTF-8": b'{"title": "\xff\xfe"}',
     "NaN": b'{"title": NaN, "query": NaN, "k": NaN, "min_score": NaN}',
     "Infinity": b'{"title": Infinity, "query": "x", "k": Infinity, "min_score": -Infinity}',

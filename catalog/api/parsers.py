@@ -40,9 +40,9 @@ class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             data = super().parse(stream, media_type, parser_context)
+            where = unstorable_text(data)
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
-        where = unstorable_text(data)
         if where:
             where = ascii(where)  # the path itself may hold the offending character
             raise ParseError(f"JSON parse error - text at {where} contains a NUL character or a lone surrogate.")
