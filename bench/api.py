@@ -31,7 +31,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, Server, Table, emit, median, percentile, use_bench_database, verdict, vit_b_32
+from bench.common import (
+    ROOT,
+    Server,
+    Table,
+    emit,
+    in_threads,
+    median,
+    percentile,
+    use_bench_database,
+    verdict,
+    vit_b_32,
+)
 
 LOG_DIR = ROOT / ".data" / "bench" / "logs"
 TARGET_P95_MS = {"image": 80.0, "text": 40.0}
@@ -139,13 +150,8 @@ def concurrent(clients: list[Client], endpoint: str, seconds: float) -> tuple[li
                 latencies.append(ms)
                 errors[0] += not ok
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors[0], len(latencies) / (time.perf_counter() - started)
+    seconds_taken = in_threads(clients, run)
+    return latencies, errors[0], len(latencies) / seconds_taken
 
 
 def main() -> None:

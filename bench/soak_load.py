@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import soak_files
-from bench.common import Table, emit, percentile, use_bench_database
+from bench.common import Table, emit, in_threads, percentile, use_bench_database
 from bench.soak_common import (
     LOG_DIR,
     SOAK_DIR,
@@ -204,7 +204,7 @@ def run_mix(clients: list[Client], seconds: float, phase: str) -> float:
         while time.perf_counter() < stop_at:
             client.request(client.rng.choices(endpoints, weights)[0], phase)
 
-    return _in_threads(clients, loop)
+    return in_threads(clients, loop)
 
 
 def run_burst(clients: list[Client], count: int) -> float:
@@ -219,17 +219,7 @@ def run_burst(clients: list[Client], count: int) -> float:
                 left[0] -= 1
             client.request("POST /media/ (upload)", "burst")
 
-    return _in_threads(clients, loop)
-
-
-def _in_threads(clients: list[Client], loop) -> float:
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    return in_threads(clients, loop)
 
 
 def memory(server: Server, worker: Worker, beat: Beat) -> dict[str, tuple[int, float]]:

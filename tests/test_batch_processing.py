@@ -6,7 +6,6 @@ import io
 import numpy as np
 import pytest
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
@@ -18,12 +17,11 @@ from media_pipeline.tasks import ProcessMediaTask
 from search.models import Embedding
 from tests import media_files
 from tests.conftest import queued_batches, wait_until_settled
-from tests.factories import MediaFactory
+from tests.factories import MediaFactory, stored_media
 
 
 def stored(tenant, name: str, data: bytes, **fields) -> Media:
-    key = default_storage.save(f"clients/{tenant.slug}/batch/{name}", ContentFile(data))
-    return MediaFactory(tenant=tenant, product=None, storage_key=key, size=len(data), **fields)
+    return stored_media(f"clients/{tenant.slug}/batch/{name}", data, tenant=tenant, product=None, **fields)
 
 
 def photos(tenant, count: int) -> list[Media]:

@@ -5,7 +5,6 @@ outcome at upload, and through a real worker process when it arrives unchecked
 from __future__ import annotations
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -13,7 +12,7 @@ from catalog.models import Media, VideoFrame
 from media_pipeline.queue import enqueue_processing
 from search.models import Embedding
 from tests.conftest import error_code, wait_until_settled
-from tests.factories import MediaFactory, ProductFactory
+from tests.factories import UNCHECKED, ProductFactory, stored_media
 from tests.hostile_files import CASES, Case
 from tests.media_files import jpeg_bytes
 from tests.worker_process import kill, start_worker, worker_env
@@ -52,9 +51,9 @@ def test_worker_process_survives_the_corpus(transactional_db, tenant, tiny_model
     hostile: dict[int, Case] = {}
     good: list[int] = []
     for n, case in enumerate(CASES):
-        good.append(stored(tenant, product, f"good-{n}.jpg", jpeg_bytes(96, 64, seed=n)).pk)
-        hostile[stored(tenant, product, case.filename, corpus[case.name], case.kind).pk] = case
-    good.append(stored(tenant, product, "good-last.jpg", jpeg_bytes(96, 64, seed=999)).pk)
+        good.append(stored(product, f"good-{n}.jpg", jpeg_bytes(96, 64, seed=n)).pk)
+        hostile[stored(product, case.filename, corpus[case.name], case.kind).pk] = case
+    good.append(stored(product, "good-last.jpg", jpeg_bytes(96, 64, seed=999)).pk)
     enqueue_processing([*good, *hostile])
 
     process = start_worker(worker_env(media_storage, str(tiny_model)))
@@ -84,19 +83,8 @@ def test_worker_process_survives_the_corpus(transactional_db, tenant, tiny_model
     assert set(Media.objects.values_list("attempts", flat=True)) == {1}, outcomes
 
 
-def stored(tenant, product, filename: str, data: bytes, kind: str = Media.Kind.IMAGE) -> Media:
-    key = default_storage.save(
-        f"clients/{tenant.slug}/products/{product.sku}/media/{kind}/{filename}", ContentFile(data)
-    )
-    return MediaFactory(
-        tenant=tenant,
-        product=product,
-        kind=kind,
-        source=Media.Source.S3,
-        storage_key=key,
-        original_filename=filename,
-        size=len(data),
-        sha256="",
-        width=None,
-        height=None,
+def stored(product, filename: str, data: bytes, kind: str = Media.Kind.IMAGE) -> Media:
+    key = f"clients/{product.tenant.slug}/products/{product.sku}/media/{kind}/{filename}"
+    return stored_media(
+        key, data, tenant=product.tenant, product=product, kind=kind, original_filename=filename, **UNCHECKED
     )

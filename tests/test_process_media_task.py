@@ -13,7 +13,7 @@ from media_pipeline.queue import enqueue_processing
 from search.models import Embedding
 from tests import media_files
 from tests.conftest import wait_for, wait_until_settled
-from tests.factories import MediaFactory
+from tests.factories import UNCHECKED, MediaFactory, stored_media
 
 IMAGES = {
     "jpeg-exif-rotated": ("rotated.jpg", media_files.jpeg_with_orientation(6)),
@@ -88,10 +88,6 @@ def test_rotation_metadata_is_honoured(worker, api):
     assert top[2] > top[0] and bottom[0] > bottom[2]
 
 
-def store(data: bytes, key: str) -> str:
-    return default_storage.save(key, io.BytesIO(data))
-
-
 def test_bad_files_fail_with_a_reason_and_the_worker_goes_on(worker, tenant):
     # Files that reached storage without the upload checks (as from S3).
     cases = {
@@ -102,22 +98,11 @@ def test_bad_files_fail_with_a_reason_and_the_worker_goes_on(worker, tenant):
         "garbage-video": (Media.Kind.VIDEO, b"\x00\x00\x00\x18ftypmp42" + b"\x13\x37" * 2000),
     }
     bad = {
-        name: MediaFactory(
-            tenant=tenant,
-            product=None,
-            kind=kind,
-            source=Media.Source.S3,
-            width=None,
-            height=None,
-            storage_key=store(data, f"clients/acme/bad/{name}"),
-            size=len(data),
-        ).pk
+        name: stored_media(f"clients/acme/bad/{name}", data, tenant=tenant, product=None, kind=kind, **UNCHECKED).pk
         for name, (kind, data) in cases.items()
     }
     missing = MediaFactory(tenant=tenant, product=None, storage_key="clients/acme/gone.jpg").pk
-    good = MediaFactory(
-        tenant=tenant, product=None, storage_key=store(media_files.jpeg_bytes(), "clients/acme/good.jpg")
-    ).pk
+    good = stored_media("clients/acme/good.jpg", media_files.jpeg_bytes(), tenant=tenant, product=None).pk
     enqueue_processing([*bad.values(), missing, good])
 
     settled = wait_until_settled([*bad.values(), missing, good])
