@@ -45,6 +45,13 @@ def _lock_content(tenant: Tenant, sha256: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
+def _delete_quietly(key: str) -> None:
+    try:
+        default_storage.delete(key)
+    except Exception:
+        logger.exception("could not delete %s, stored by an upload that failed; cleanup_orphans will", key)
+
+
 def ingest_upload(tenant: Tenant, file: IO[bytes], size: int, filename: str, product: Product | None) -> UploadResult:
     """Store `file` as a new media item of `tenant` (optionally of `product`).
 
@@ -54,40 +61,45 @@ def ingest_upload(tenant: Tenant, file: IO[bytes], size: int, filename: str, pro
     probed = probe(file, size)
     sha256 = sha256_of(file)
 
-    with transaction.atomic():
-        _lock_content(tenant, sha256)
-        existing = Media.objects.filter(tenant=tenant, product=product, sha256=sha256).first()
-        if existing is not None:
-            return UploadResult(existing, created=False)
+    stored_key = ""
+    try:
+        with transaction.atomic():
+            _lock_content(tenant, sha256)
+            existing = Media.objects.filter(tenant=tenant, product=product, sha256=sha256).first()
+            if existing is not None:
+                return UploadResult(existing, created=False)
 
-        key = media_key(tenant.slug, product.sku if product else None, probed.kind, filename, probed.type.extension)
-        # The row before the file: the S3 event of the new object may reach the
-        # bridge before this transaction commits. Its insert of the same key then
-        # waits on this row's unique index and, once this commits, finds an
-        # upload and leaves it alone (media_pipeline.bridge), instead of
-        # creating a second item that this insert would collide with.
-        media = Media.objects.create(
-            tenant=tenant,
-            product=product,
-            kind=probed.kind,
-            source=Media.Source.UPLOAD,
-            storage_key=key,
-            original_filename=filename[:255],
-            content_type=probed.type.content_type,
-            size=size,
-            sha256=sha256,
-            width=probed.width,
-            height=probed.height,
-            duration_ms=probed.duration_ms,
-        )
-        stored_key = default_storage.save(key, File(file, name=key))
-        try:
+            key = media_key(tenant.slug, product.sku if product else None, probed.kind, filename, probed.type.extension)
+            # The row before the file: the S3 event of the new object may reach the
+            # bridge before this transaction commits. Its insert of the same key then
+            # waits on this row's unique index and, once this commits, finds an
+            # upload and leaves it alone (media_pipeline.bridge), instead of
+            # creating a second item that this insert would collide with.
+            media = Media.objects.create(
+                tenant=tenant,
+                product=product,
+                kind=probed.kind,
+                source=Media.Source.UPLOAD,
+                storage_key=key,
+                original_filename=filename[:255],
+                content_type=probed.type.content_type,
+                size=size,
+                sha256=sha256,
+                width=probed.width,
+                height=probed.height,
+                duration_ms=probed.duration_ms,
+            )
+            stored_key = default_storage.save(key, File(file, name=key))
             if stored_key != key:  # a storage that renames rather than overwrites
                 Media.objects.filter(pk=media.pk).update(storage_key=stored_key)
                 media.storage_key = stored_key
             enqueue_processing([media.pk])
-        except Exception:
-            default_storage.delete(stored_key)
-            raise
+    except Exception:
+        # Nothing was recorded (the commit itself may be what failed, the
+        # database going away): the file must not stay behind as an object
+        # nobody asked for, which the S3 bridge would take for a new upload.
+        if stored_key:
+            _delete_quietly(stored_key)
+        raise
     logger.info("stored %s upload %s for %s as media %s", probed.kind, stored_key, tenant.slug, media.pk)
     return UploadResult(media, created=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.utils import timezone
@@ -98,3 +100,37 @@ def test_a_task_out_of_retries_in_an_outage_puts_its_items_back_to_pending(tenan
     process_media.on_failure(ValueError("unexpected shape"), "task-2", [[theirs.pk]], {}, None)
     theirs.refresh_from_db()
     assert theirs.status == Media.Status.FAILED and theirs.error == "Processing error: ValueError: unexpected shape"
+
+
+class StorageThatOutlivesTheDatabase(FileSystemStorage):
+    """Stores the file, and meanwhile PostgreSQL drops the web process's
+    connection (as a restart does): the upload's commit is what fails."""
+
+    def _save(self, name, content):
+        saved = super()._save(name, content)
+        with psycopg.connect(
+            f"postgresql://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
+            f"{connection.settings_dict['PORT']}/{connection.settings_dict['NAME']}",
+            autocommit=True,
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+        return saved
+
+
+def test_an_upload_whose_commit_fails_leaves_no_file(api, transactional_db, settings, media_storage):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": f"{__name__}.StorageThatOutlivesTheDatabase",
+            "OPTIONS": {"location": media_storage},
+        },
+    }
+    upload = SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg")
+    try:
+        response = api.post("/api/v1/media/", {"file": upload}, format="multipart")
+    finally:
+        connection.close()
+    assert response.status_code == 503 and error_code(response) == "service_unavailable"
+    assert not Media.objects.exists()
+    # No object left for the S3 bridge to take for a client's upload.
+    assert not [path for path in media_storage.rglob("*") if path.is_file()]
