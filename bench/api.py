@@ -38,6 +38,7 @@ from bench.common import (
     emit,
     in_threads,
     median,
+    new_tenant,
     percentile,
     use_bench_database,
     verdict,
@@ -52,13 +53,12 @@ WORDS = "red blue green leather canvas running shoe boot bag jacket dress watch 
 
 def load_catalog(vectors: int) -> str:
     """One tenant with `vectors` image vectors over vectors/10 products; its write key."""
-    from catalog.models import ApiKey, Media, Product, Tenant
+    from catalog.models import Embedding, Media, Product
     from media_pipeline.embedder import model_name_for
-    from search.models import Embedding
     from search.tenant_indexes import sync
 
     rng = np.random.default_rng(3)
-    tenant = Tenant.objects.create(slug="bench-api", name="bench api")
+    tenant, key = new_tenant("bench-api", "bench api")
     products = Product.objects.bulk_create(
         Product(tenant=tenant, sku=f"sku-{i}", title=f"product {i}") for i in range(max(1, vectors // 10))
     )
@@ -85,8 +85,7 @@ def load_catalog(vectors: int) -> str:
         batch_size=2000,
     )
     sync(progress=lambda line: None)  # a tenant this large gets its own index, as beat would give it
-    _, plaintext = ApiKey.issue(tenant, "bench", scope=ApiKey.Scope.WRITE)
-    return plaintext
+    return key
 
 
 def query_images(count: int) -> list[bytes]:

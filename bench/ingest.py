@@ -46,6 +46,7 @@ from bench.common import (
     vit_b_32,
     wait_settled,
 )
+from config.queues import QUEUE_MEDIA
 
 MEDIA_DIR = ROOT / ".data" / "bench" / "media"
 LOG_DIR = ROOT / ".data" / "bench" / "logs"
@@ -101,9 +102,10 @@ def store_images(count: int) -> list[dict]:
 
 
 def create_rows(tenant_slug: str, files: list[dict]) -> list[int]:
-    from catalog.models import Media, Tenant
+    from bench.common import new_tenant
+    from catalog.models import Media
 
-    tenant = Tenant.objects.create(slug=tenant_slug, name=tenant_slug)
+    tenant, _ = new_tenant(tenant_slug)
     rows = Media.objects.bulk_create(
         Media(
             tenant=tenant,
@@ -122,7 +124,7 @@ def ingest(slug: str, files: list[dict], batch_size: int) -> float:
     """Seconds from enqueueing `files` as new media to the last one ready."""
     from django.conf import settings
 
-    from media_pipeline.queue import send_processing
+    from config.queues import send_processing
 
     ids = create_rows(slug, files)
     settings.MEDIA_TASK_BATCH_SIZE = batch_size
@@ -132,7 +134,7 @@ def ingest(slug: str, files: list[dict], batch_size: int) -> float:
 
 
 def vectors_by_file(slug: str) -> dict[str, np.ndarray]:
-    from search.models import Embedding
+    from catalog.models import Embedding
 
     rows = Embedding.objects.filter(tenant__slug=slug).values_list("media__storage_key", "vector")
     return {key: np.asarray(vector, dtype=np.float32) for key, vector in rows}
@@ -229,7 +231,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
@@ -240,7 +241,7 @@ def main() -> None:
     print(f"{args.images} images, {args.rounds} rounds, torch threads per worker: torch's default", flush=True)
     for round_ in range(args.rounds):
         for n, (name, (batch_size, env)) in enumerate(CONFIGS.items()):
-            worker = Worker([settings.QUEUE_MEDIA], env, LOG_DIR / f"ingest-{n}.log")
+            worker = Worker([QUEUE_MEDIA], env, LOG_DIR / f"ingest-{n}.log")
             try:
                 ingest(f"warm-{round_}-{n}", warm_files, batch_size)
                 elapsed = ingest(f"run-{round_}-{n}", files, batch_size)

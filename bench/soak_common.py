@@ -204,12 +204,12 @@ class ItemCheck:
 
 CHECK_SQL = """
 SELECT m.id, m.kind, m.status, m.error, m.attempts,
-       (SELECT count(*) FROM search_embedding e WHERE e.media_id = m.id) AS vectors,
-       (SELECT count(*) FROM search_embedding e WHERE e.media_id = m.id AND e.frame_id IS NULL) AS image_vectors,
-       (SELECT count(DISTINCT e.frame_id) FROM search_embedding e WHERE e.media_id = m.id) AS framed,
+       (SELECT count(*) FROM catalog_embedding e WHERE e.media_id = m.id) AS vectors,
+       (SELECT count(*) FROM catalog_embedding e WHERE e.media_id = m.id AND e.frame_id IS NULL) AS image_vectors,
+       (SELECT count(DISTINCT e.frame_id) FROM catalog_embedding e WHERE e.media_id = m.id) AS framed,
        (SELECT count(*) FROM catalog_videoframe f WHERE f.media_id = m.id) AS frames,
        (SELECT count(DISTINCT f.timestamp_ms) FROM catalog_videoframe f WHERE f.media_id = m.id) AS timestamps,
-       (SELECT count(DISTINCT e.model_name) FROM search_embedding e WHERE e.media_id = m.id) AS models
+       (SELECT count(DISTINCT e.model_name) FROM catalog_embedding e WHERE e.media_id = m.id) AS models
 FROM catalog_media m WHERE m.id = ANY(%s)
 """
 

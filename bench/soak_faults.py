@@ -62,6 +62,7 @@ from bench.soak_common import (
     tiny_model,
     use_redis_database,
 )
+from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
 
 DATABASE = "stockmind_soak_faults"
 REDIS_DATABASE = 5
@@ -191,10 +192,9 @@ class Deployment:
     or bridge again."""
 
     def __init__(self, env: dict[str, str], die_at_delete: int):
-        from django.conf import settings
 
         self.env = env
-        self.queues = [settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE]
+        self.queues = [QUEUE_MEDIA, QUEUE_MAINTENANCE]
         self.workers = 0
         self.bridges = 0
         self.marker = SOAK_DIR / "faults-bridge-died.json"
@@ -461,10 +461,9 @@ def prepare() -> str:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench.common import new_tenant
     from catalog.aws import sqs_client
-    from catalog.models import ApiKey, Product
-    from catalog.tenants import create_tenant
-    from search.models import Thresholds
+    from catalog.models import Product
 
     call_command("migrate", verbosity=0)
     out = StringIO()
@@ -473,10 +472,8 @@ def prepare() -> str:
     os.environ["SQS_QUEUE_URL"] = settings.SQS_QUEUE_URL = url
     # A message a bridge died holding comes back after this long.
     sqs_client().set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": str(SQS_VISIBILITY_TIMEOUT_S)})
-    tenant, _ = create_tenant(TENANT, "Soak: faults")
-    Thresholds.objects.update_or_create(tenant=tenant, defaults={"stuck_after_minutes": STUCK_AFTER_MINUTES})
+    tenant, key = new_tenant(TENANT, "Soak: faults", stuck_after_minutes=STUCK_AFTER_MINUTES)
     Product.objects.bulk_create(Product(tenant=tenant, sku=f"SKU-{n}", title=f"product {n}") for n in range(PRODUCTS))
-    _, key = ApiKey.issue(tenant, "soak uploads", scope=ApiKey.Scope.WRITE)
     return key
 
 

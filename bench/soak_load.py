@@ -54,6 +54,7 @@ from bench.soak_common import (
     tiny_model,
     use_redis_database,
 )
+from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
 
 DATABASE = "stockmind_soak_load"
 REDIS_DATABASE = 6
@@ -160,10 +161,10 @@ def seed_tenant(server: Server, clients: int) -> tuple[list[str], list[int]]:
     uploaded through the API and processed; returns the keys and the ready ids."""
     import requests
 
+    from bench.common import new_tenant
     from catalog.models import ApiKey, Product
-    from catalog.tenants import create_tenant
 
-    tenant, first = create_tenant(TENANT, "Soak: load")
+    tenant, first = new_tenant(TENANT, "Soak: load")
     Product.objects.bulk_create(Product(tenant=tenant, sku=f"SKU-{n}", title=f"product {n}") for n in range(PRODUCTS))
     keys = [first] + [ApiKey.issue(tenant, f"client {n}", scope=ApiKey.Scope.WRITE)[1] for n in range(1, clients)]
     session = requests.Session()
@@ -258,11 +259,10 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    worker = Worker([settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE], {}, LOG_DIR / "load-worker.log", "INFO")
+    worker = Worker([QUEUE_MEDIA, QUEUE_MAINTENANCE], {}, LOG_DIR / "load-worker.log", "INFO")
     beat = Beat({}, LOG_DIR / "load-beat.log", SOAK_DIR / "load-beat-schedule")
     server = None
     try:

@@ -78,7 +78,7 @@ def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.n
 
 
 def copy_rows(tenant_id: int, media_ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """search_embedding rows in COPY's binary format, built by numpy."""
+    """catalog_embedding rows in COPY's binary format, built by numpy."""
     model = MODEL.encode()
     row = np.dtype(
         [
@@ -121,7 +121,7 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
         # No HNSW index while the rows go in: each would take them one by one.
         for name in [*tenant_indexes.existing(), "embedding_vector_hnsw"]:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
-        cursor.execute("TRUNCATE search_embedding, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
+        cursor.execute("TRUNCATE catalog_embedding, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
         for number, size in enumerate(sizes):
             cursor.execute(
                 "INSERT INTO catalog_tenant (slug, name, is_active, created_at) VALUES (%s, %s, true, now())"
@@ -139,14 +139,14 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
             media_ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
             data = copy_rows(tenant_id, media_ids, clustered(rng, size, centres))
             with cursor.cursor.copy(
-                "COPY search_embedding (tenant_id, media_id, model_name, vector, created_at) FROM STDIN BINARY"
+                "COPY catalog_embedding (tenant_id, media_id, model_name, vector, created_at) FROM STDIN BINARY"
             ) as copy:
                 copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, no extension
                 for start in range(0, len(data), 1 << 24):
                     copy.write(data[start : start + (1 << 24)])
                 copy.write(b"\xff\xff")  # end of data
             tenants.append((tenant_id, size))
-        cursor.execute("VACUUM ANALYZE search_embedding")
+        cursor.execute("VACUUM ANALYZE catalog_embedding")
     return tenants
 
 
@@ -155,14 +155,14 @@ def build_shared_index() -> float:
     from django.conf import settings
     from django.db import connection
 
-    from search.models import HNSW_EF_CONSTRUCTION, HNSW_M
+    from catalog.models import SHARED_INDEX_EF_CONSTRUCTION, SHARED_INDEX_M
 
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
         started = time.perf_counter()
         cursor.execute(
-            "CREATE INDEX embedding_vector_hnsw ON search_embedding USING hnsw (vector vector_cosine_ops)"
-            f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            "CREATE INDEX embedding_vector_hnsw ON catalog_embedding USING hnsw (vector vector_cosine_ops)"
+            f" WITH (m = {SHARED_INDEX_M}, ef_construction = {SHARED_INDEX_EF_CONSTRUCTION})"
         )
         seconds = time.perf_counter() - started
         cursor.execute("RESET maintenance_work_mem")
@@ -264,7 +264,7 @@ def storage_comparison(tenant_id: int, vectors: int, queries: np.ndarray, repeat
     where the vector is kept: TOAST (pgvector's default, EXTERNAL) or the row."""
     from django.db import connection
 
-    from search.models import EMBEDDING_DIMENSIONS
+    from catalog.models import EMBEDDING_DIMENSIONS
 
     storages = {"in TOAST (EXTERNAL, before)": "EXTERNAL", "in the row (MAIN, migration 0005)": "MAIN"}
     times: dict[str, list[float]] = {label: [] for label in storages}
@@ -280,7 +280,7 @@ def storage_comparison(tenant_id: int, vectors: int, queries: np.ndarray, repeat
             cursor.execute(f"ALTER TABLE {table} ALTER COLUMN vector SET STORAGE {storage}")
             cursor.execute(
                 f"INSERT INTO {table} (tenant_id, media_id, model_name, vector)"  # noqa: S608 - a constant name
-                " SELECT tenant_id, media_id, model_name, vector FROM search_embedding WHERE tenant_id = %s",
+                " SELECT tenant_id, media_id, model_name, vector FROM catalog_embedding WHERE tenant_id = %s",
                 [tenant_id],
             )
             cursor.execute(f"CREATE INDEX ON {table} (tenant_id)")
@@ -356,7 +356,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from search import query, tenant_indexes
+    from search import indexes, query
 
     call_command("migrate", verbosity=0)
     queries = clustered(
@@ -414,8 +414,8 @@ def main() -> None:
         f"ms through search/query.py nearest_products; {args.queries} queries, each the median of {args.repeats}"
         f" runs; exact and chosen plans alternating pass by pass. Targets: p95 <= {TARGET_P95_MS:.0f} ms,"
         f" recall@10 >= {TARGET_RECALL} against the exact scan. EXACT_SCAN_MAX_VECTORS = "
-        f"{query.EXACT_SCAN_MAX_VECTORS:,}; larger tenants have their own HNSW index (m {tenant_indexes.HNSW_M},"
-        f" ef_construction {tenant_indexes.HNSW_EF_CONSTRUCTION}, ef_search 100)."
+        f"{query.EXACT_SCAN_MAX_VECTORS:,}; larger tenants have their own HNSW index (m {indexes.TENANT_INDEX_M},"
+        f" ef_construction {indexes.TENANT_INDEX_EF_CONSTRUCTION}, ef_search 100)."
     )
     emit(main_table)
 
@@ -452,7 +452,7 @@ def main() -> None:
         ),
         columns=["index", "vectors", "build s", "size MB"],
     )
-    from search.models import tenant_index_name
+    from search.indexes import tenant_index_name
 
     indexed = [(tenant_id, vectors) for tenant_id, vectors in tenants if vectors > query.EXACT_SCAN_MAX_VECTORS]
     for label, tenant_id, vectors in picked(tenants):
@@ -470,7 +470,7 @@ def main() -> None:
     builds.notes.append(
         f"Own indexes are built CONCURRENTLY by search/tenant_indexes.py, as beat and `reindex` build them; the sync"
         f" also counts vectors per tenant and ANALYZEs. Loading the rows took {load_seconds:.0f} s; the table"
-        f" without its indexes is {relation_mb('search_embedding', 'pg_table_size'):,.0f} MB."
+        f" without its indexes is {relation_mb('catalog_embedding', 'pg_table_size'):,.0f} MB."
     )
     emit(builds)
 

@@ -21,7 +21,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ROOT, Server, Table, Worker, emit, median, use_bench_database, verdict, vit_b_32, wait_settled
+from bench.common import (
+    ROOT,
+    Server,
+    Table,
+    Worker,
+    emit,
+    median,
+    new_tenant,
+    use_bench_database,
+    verdict,
+    vit_b_32,
+    wait_settled,
+)
+from config.queues import QUEUE_MEDIA
 
 BENCH_DIR = ROOT / ".data" / "bench"
 CLIP = BENCH_DIR / "clip-720p-60s.mp4"
@@ -100,16 +113,16 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from catalog.models import ApiKey, Media, Tenant
+    from catalog.models import Media
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     data = make_clip().read_bytes()
     print(f"clip: {len(data) / 1e6:.1f} MB ({time.perf_counter() - started:.0f} s to have it)", flush=True)
-    _, key = ApiKey.issue(Tenant.objects.create(slug="bench-video", name="bench video"), "bench", ApiKey.Scope.WRITE)
+    _, key = new_tenant("bench-video", "bench video")
 
     log = BENCH_DIR / "logs" / "video-worker.log"
-    worker = Worker([settings.QUEUE_MEDIA], {}, log, loglevel="INFO")
+    worker = Worker([QUEUE_MEDIA], {}, log, loglevel="INFO")
     server = Server({}, 1, BENCH_DIR / "logs" / "video-gunicorn.log")
     seconds, counts = [], []
     try:

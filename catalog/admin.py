@@ -1,12 +1,16 @@
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
 from catalog.media import delete_media
-from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
+from catalog.models import ApiKey, Embedding, Media, Product, Tenant, VideoFrame
 from catalog.products import delete_products
-from media_pipeline.lifecycle import requeue
+from catalog.tenants import create_tenant
+from catalog.transitions import requeue
 
 
 @admin.register(Tenant)
@@ -17,14 +21,17 @@ class TenantAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        from django.db.models import OuterRef, Subquery
-        from django.db.models.functions import Coalesce
-
-        def count_of(model):
+        def count_of(model: type[Product] | type[Media]) -> Coalesce:
             rows = model.objects.filter(tenant=OuterRef("pk")).order_by().values("tenant")
             return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
 
         return super().get_queryset(request).annotate(product_count=count_of(Product), media_count=count_of(Media))
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            create_tenant(obj)  # with its settings
 
     @admin.display(ordering="product_count", description="products")
     def product_count(self, tenant: Tenant) -> int:
@@ -175,4 +182,21 @@ class VideoFrameAdmin(admin.ModelAdmin):
     readonly_fields = ["tenant", "media", "index", "timestamp_ms", "thumbnail_key", "is_keyframe"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Embedding)
+class EmbeddingAdmin(admin.ModelAdmin):
+    list_display = ["id", "tenant", "media", "frame", "product", "model_name", "created_at"]
+    list_filter = ["tenant", "model_name"]
+    search_fields = ["product__sku", "model_name"]
+    list_select_related = ["tenant", "media", "frame", "product"]
+    show_full_result_count = False
+    exclude = ["vector"]
+    readonly_fields = ["tenant", "media", "frame", "product", "model_name", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Embedding | None = None) -> bool:
         return False

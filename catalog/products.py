@@ -1,4 +1,4 @@
-"""Creating and deleting products."""
+"""Creating and deleting products, and assigning media to them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from catalog.errors import Conflict
 from catalog.media import delete_media
-from catalog.models import Media, Product, Tenant
+from catalog.models import Embedding, Media, Product, Tenant
 
 
 def create_product(tenant: Tenant, *, sku: str, title: str, **fields: Any) -> Product:
@@ -29,3 +30,16 @@ def delete_products(queryset: QuerySet[Product]) -> int:
     count = queryset.count()
     queryset.delete()
     return count
+
+
+def assign_product(media_id: int, product: Product) -> bool:
+    """Give an unassigned media item of `product`'s tenant its product, and
+    its vectors with it (they carry the product for search); False when the
+    item is gone or was assigned meanwhile."""
+    with transaction.atomic():
+        updated = Media.objects.filter(pk=media_id, tenant_id=product.tenant_id, product__isnull=True).update(
+            product=product, updated_at=timezone.now()
+        )
+        if updated:
+            Embedding.objects.filter(media_id=media_id).update(product=product)
+    return bool(updated)

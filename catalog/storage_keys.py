@@ -14,35 +14,17 @@ from pathlib import PurePosixPath
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from catalog import formats
+from catalog.formats import FileFormat
+from catalog.models import SKU_CHARS, TENANT_SLUG_CHARS, Media
+
 logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 80
-TENANT_SLUG_PATTERN = r"[a-z0-9][a-z0-9-]{0,63}"
 UNASSIGNED = "_unassigned"
-# Extensions taken from S3 (the type is still checked by content in the worker).
-ACCEPTED_EXTENSIONS = {
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".png": "image",
-    ".webp": "image",
-    ".gif": "image",
-    ".mp4": "video",
-    ".webm": "video",
-    ".mov": "video",
-}
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".mov": "video/quicktime",
-}
 MEDIA_KEY = re.compile(
-    rf"^clients/(?P<tenant>{TENANT_SLUG_PATTERN})/products/(?P<sku>[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})"
-    r"/media/(?P<kind>image|video)/(?P<name>[^/]+)$"
+    rf"^clients/(?P<tenant>{TENANT_SLUG_CHARS})/products/(?P<sku>{SKU_CHARS})"
+    rf"/media/(?P<kind>{'|'.join(Media.Kind.values)})/(?P<name>[^/]+)$"
 )
 
 
@@ -65,7 +47,7 @@ class MediaKey:
     sku: str
     kind: str
     name: str
-    extension: str
+    format: FileFormat
 
 
 def parse_media_key(key: str) -> MediaKey:
@@ -74,11 +56,11 @@ def parse_media_key(key: str) -> MediaKey:
     match = MEDIA_KEY.match(key)
     if match is None:
         raise KeyRejected(f"'{key}' is not clients/<tenant>/products/<sku>/media/<image|video>/<name>.")
-    extension = PurePosixPath(match["name"]).suffix.lower()
-    if ACCEPTED_EXTENSIONS.get(extension) != match["kind"]:
-        accepted = ", ".join(e for e, k in ACCEPTED_EXTENSIONS.items() if k == match["kind"])
+    found = formats.BY_EXTENSION.get(PurePosixPath(match["name"]).suffix.lower())
+    if found is None or found.kind != match["kind"]:
+        accepted = ", ".join(e for fmt in formats.of_kind(match["kind"]) for e in fmt.extensions)
         raise KeyRejected(f"'{match['name']}' is not an accepted {match['kind']} file ({accepted}).")
-    return MediaKey(match["tenant"], match["sku"], match["kind"], match["name"], extension)
+    return MediaKey(match["tenant"], match["sku"], match["kind"], match["name"], found)
 
 
 def sanitize_filename(name: str, extension: str) -> str:

@@ -1,22 +1,27 @@
-"""Creating tenants and their keys (used by the management commands and the demo)."""
+"""Creating tenants: every creator (the command, the admin, the demo) goes
+through `create_tenant`, which gives the tenant its settings in the same
+transaction, so every tenant has exactly one row of settings."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.db import transaction
 
 from catalog.errors import Conflict
-from catalog.models import TENANT_SLUG_REGEX, ApiKey, Tenant
+from catalog.models import TENANT_SLUG_REGEX, Tenant, TenantSettings
 
 
 @transaction.atomic
-def create_tenant(slug: str, name: str = "") -> tuple[Tenant, str]:
-    """A new tenant with a write key; returns the key's plaintext (shown once)."""
-    if not re.match(TENANT_SLUG_REGEX, slug):
-        raise ValueError(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
-    if Tenant.objects.filter(slug=slug).exists():
-        raise Conflict(f"Tenant '{slug}' already exists.")
-    tenant = Tenant.objects.create(slug=slug, name=name or slug)
-    _, plaintext = ApiKey.issue(tenant, name="initial write key", scope=ApiKey.Scope.WRITE)
-    return tenant, plaintext
+def create_tenant(tenant: Tenant, **settings: Any) -> Tenant:
+    """Save the new, unsaved `tenant` with its settings: the defaults, or
+    `settings` (field values of TenantSettings) where given."""
+    if not re.match(TENANT_SLUG_REGEX, tenant.slug):
+        raise ValueError(f"'{tenant.slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
+    if Tenant.objects.filter(slug=tenant.slug).exists():
+        raise Conflict(f"Tenant '{tenant.slug}' already exists.")
+    tenant.name = tenant.name or tenant.slug
+    tenant.save()
+    TenantSettings.objects.create(tenant=tenant, **settings)
+    return tenant

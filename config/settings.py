@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.queues import QUEUE_MAINTENANCE, SWEEP_MEDIA_TASK, SYNC_TENANT_INDEXES_TASK
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -248,9 +250,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 
-# Queue names live here and nowhere else.
-QUEUE_MEDIA = "media"
-QUEUE_MAINTENANCE = "maintenance"
+# Queue and task names live in config/queues.py and nowhere else.
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_MAINTENANCE
 # A task that hangs (a decoder stuck on a hostile file) is killed, its item
 # redelivered and, after MEDIA_MAX_ATTEMPTS, failed: a 10-minute video takes
@@ -258,12 +258,12 @@ CELERY_TASK_DEFAULT_QUEUE = QUEUE_MAINTENANCE
 CELERY_TASK_TIME_LIMIT = _positive_int("CELERY_TASK_TIME_LIMIT", 1800)
 CELERY_BEAT_SCHEDULE = {
     "sweep-media": {
-        "task": "media_pipeline.sweep_media",
+        "task": SWEEP_MEDIA_TASK,
         "schedule": SWEEP_INTERVAL_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SWEEP_INTERVAL_SECONDS},
     },
     "sync-tenant-indexes": {
-        "task": "search.sync_tenant_indexes",
+        "task": SYNC_TENANT_INDEXES_TASK,
         "schedule": SEARCH_INDEX_SYNC_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_INDEX_SYNC_SECONDS},
     },
@@ -312,9 +312,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "sm_<prefix>_<secret>"}}
-    },
     "SECURITY": [{"ApiKey": []}],
 }
 

@@ -12,3 +12,5 @@ class MediaPipelineConfig(AppConfig):
         # Pillow's decompression-bomb guard at our pixel limit, in every process
         # that opens images (probe.py turns its warning into a refusal).
         Image.MAX_IMAGE_PIXELS = settings.MAX_IMAGE_PIXELS
+
+        from media_pipeline import worker  # noqa: F401 - connects the worker's signal handlers

@@ -16,14 +16,14 @@ from collections import Counter
 
 from django.db import close_old_connections, connection, transaction
 
+from catalog import transitions
 from catalog.aws import sqs_client
 from catalog.media import delete_media
 from catalog.models import Media, Product, Tenant
-from catalog.storage_keys import CONTENT_TYPES, KeyRejected, is_app_written, parse_media_key
-from media_pipeline.errors import TRANSIENT_ERRORS
-from media_pipeline.lifecycle import back_to_pending
+from catalog.storage_keys import KeyRejected, MediaKey, is_app_written, parse_media_key
+from config.queues import send_processing
+from config.transient import TRANSIENT_ERRORS
 from media_pipeline.models import RejectedS3Event
-from media_pipeline.queue import send_processing
 from media_pipeline.s3_events import MalformedMessage, ObjectEvent, newer, parse_message
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def handle_event(event: ObjectEvent) -> str:
     return "ignored"
 
 
-def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
+def _object_created(tenant: Tenant, key: MediaKey, event: ObjectEvent) -> str:
     with transaction.atomic():
         product, _ = Product.objects.get_or_create(tenant=tenant, sku=key.sku, defaults={"title": key.sku})
         media, created = Media.objects.select_for_update().get_or_create(
@@ -71,7 +71,7 @@ def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
                 "kind": key.kind,
                 "source": Media.Source.S3,
                 "original_filename": key.name[:255],
-                "content_type": CONTENT_TYPES[key.extension],
+                "content_type": key.format.content_type,
                 "size": event.size,
                 "s3_etag": event.etag,
                 "s3_sequencer": event.sequencer,
@@ -93,7 +93,7 @@ def _object_created(tenant: Tenant, key, event: ObjectEvent) -> str:
             )
             # Even mid-processing: the claim is cleared, so the run on the old
             # version is discarded when it tries to store its result.
-            back_to_pending(Media.objects.filter(pk=media.pk))
+            transitions.back_to_pending(Media.objects.filter(pk=media.pk))
             action, to_send = "replaced", []  # back_to_pending enqueues after commit
         else:
             action, to_send = "stale", []

@@ -17,7 +17,7 @@ import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-from search.models import EMBEDDING_DIMENSIONS
+from catalog.models import EMBEDDING_DIMENSIONS
 
 SIZES = {
     # Small enough to build and run in a test in well under a second.

@@ -8,18 +8,17 @@ from collections.abc import Sequence
 
 from django.db import connection, transaction
 
-from catalog.models import Media
-from search.models import Thresholds
+from catalog.models import EMBEDDING_TABLE, Media, TenantSettings
 
 # For each given image, its nearest other image of the tenant, by an exact
 # scan: an approximate index scan filtered by tenant afterwards can miss it in
 # a small tenant. One statement for a whole batch of images.
-NEAREST_OTHER_IMAGES = """
+NEAREST_OTHER_IMAGES = f"""
     SELECT e.media_id, nearest.media_id, 1 - nearest.distance
-    FROM search_embedding e
+    FROM {EMBEDDING_TABLE} e
     CROSS JOIN LATERAL (
         SELECT other.media_id, other.vector <=> e.vector AS distance
-        FROM search_embedding other
+        FROM {EMBEDDING_TABLE} other
         JOIN catalog_media m ON m.id = other.media_id
         WHERE other.tenant_id = e.tenant_id AND other.frame_id IS NULL AND m.kind = 'image'
           AND other.media_id <> e.media_id
@@ -27,7 +26,7 @@ NEAREST_OTHER_IMAGES = """
         LIMIT 1
     ) nearest
     WHERE e.media_id = ANY(%s) AND e.frame_id IS NULL
-"""
+"""  # noqa: S608 - the table name is a constant
 
 
 def _nearest_other_images(media_ids: list[int]) -> dict[int, tuple[int, float]]:
@@ -41,13 +40,18 @@ def _nearest_other_images(media_ids: list[int]) -> dict[int, tuple[int, float]]:
 def link_near_duplicates(images: Sequence[Media]) -> dict[int, int | None]:
     """Link each image and its nearest image when they are near-duplicates;
     returns each image's original's id, or None."""
+    if not images:
+        return {}
     nearest = _nearest_other_images([media.pk for media in images])
-    thresholds: dict[int, float] = {}
+    thresholds = dict(
+        TenantSettings.objects.filter(tenant_id__in={media.tenant_id for media in images}).values_list(
+            "tenant_id", "near_duplicate_similarity"
+        )
+    )
+    default = TenantSettings.default("near_duplicate_similarity")
     originals = {}
     for media in images:
-        if media.tenant_id not in thresholds:
-            thresholds[media.tenant_id] = Thresholds.for_tenant(media.tenant).near_duplicate_similarity
-        originals[media.pk] = _link(media, nearest.get(media.pk), thresholds[media.tenant_id])
+        originals[media.pk] = _link(media, nearest.get(media.pk), thresholds.get(media.tenant_id, default))
     return originals
 
 

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from PIL import Image
 
-from search.models import EMBEDDING_DIMENSIONS
+from catalog.models import EMBEDDING_DIMENSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,12 @@ def model_name_for(source: str) -> str:
     """The name stored on each Embedding: a hub id as is, a directory by its name."""
     path = Path(source)
     return path.name if path.is_dir() else source
+
+
+def current_model_name() -> str:
+    """The name under which the pipeline stores vectors now, and which searches
+    read: CLIP_MODEL's (without loading the model)."""
+    return model_name_for(settings.CLIP_MODEL)
 
 
 def check_model_config(source: str | None = None) -> int:
@@ -269,9 +275,3 @@ def _load(source: str, precision: str, batch_size: int) -> ClipEmbedder:
 
         torch.set_num_threads(settings.CLIP_TORCH_THREADS)
     return ClipEmbedder(source, precision, batch_size)
-
-
-def reset_embedder() -> None:
-    global _embedder
-    with _lock:
-        _embedder = None

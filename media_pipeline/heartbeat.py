@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import time
 
-from django.conf import settings
+import redis
+
+from config.broker import broker_client
 
 logger = logging.getLogger(__name__)
 
@@ -18,18 +20,10 @@ ALIVE_FOR_S = 10
 TIMEOUT_S = 1.0
 
 
-def _client():
-    import redis
-
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
-
-
 def record(hostname: str) -> None:
     """Called on each heartbeat of worker `hostname`."""
-    import redis
-
     try:
-        with _client() as client:
+        with broker_client(TIMEOUT_S) as client:
             client.set(f"{KEY_PREFIX}{hostname}", str(time.time()), ex=ALIVE_FOR_S)
     except redis.exceptions.RedisError as exc:  # the broker is down: the worker cannot work either
         logger.debug("could not record the heartbeat of %s: %s", hostname, exc)
@@ -37,10 +31,8 @@ def record(hostname: str) -> None:
 
 def forget(hostname: str) -> None:
     """Called when worker `hostname` shuts down cleanly."""
-    import redis
-
     try:
-        with _client() as client:
+        with broker_client(TIMEOUT_S) as client:
             client.delete(f"{KEY_PREFIX}{hostname}")
     except redis.exceptions.RedisError as exc:
         logger.debug("could not forget worker %s: %s", hostname, exc)
@@ -48,10 +40,8 @@ def forget(hostname: str) -> None:
 
 def live_workers() -> list[str] | None:
     """Names of the workers with a recent heartbeat; None when Redis does not answer."""
-    import redis
-
     try:
-        with _client() as client:
+        with broker_client(TIMEOUT_S) as client:
             keys = list(client.scan_iter(match=f"{KEY_PREFIX}*", count=1000))
     except redis.exceptions.RedisError:
         return None

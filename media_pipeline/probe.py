@@ -8,6 +8,7 @@ client sees (API.md): `unsupported_media_type`, `file_too_large`,
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,34 +18,17 @@ from typing import IO
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from catalog import formats
 from catalog.errors import FileRejected
+from catalog.formats import GIF, JPEG, MOV, MP4, PNG, WEBM, WEBP, FileFormat
 from catalog.models import Media
 
 SNIFF_BYTES = 64
 
 
 @dataclass(frozen=True)
-class FileType:
-    kind: str
-    content_type: str
-    extension: str
-
-
-JPEG = FileType(Media.Kind.IMAGE, "image/jpeg", ".jpg")
-PNG = FileType(Media.Kind.IMAGE, "image/png", ".png")
-GIF = FileType(Media.Kind.IMAGE, "image/gif", ".gif")
-WEBP = FileType(Media.Kind.IMAGE, "image/webp", ".webp")
-MP4 = FileType(Media.Kind.VIDEO, "video/mp4", ".mp4")
-MOV = FileType(Media.Kind.VIDEO, "video/quicktime", ".mov")
-WEBM = FileType(Media.Kind.VIDEO, "video/webm", ".webm")
-
-# PIL format names we accept for each sniffed type; anything else is a disguise.
-PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF", WEBP: "WEBP"}
-
-
-@dataclass(frozen=True)
 class Probe:
-    type: FileType
+    type: FileFormat
     width: int
     height: int
     duration_ms: int | None = None
@@ -54,7 +38,7 @@ class Probe:
         return self.type.kind
 
 
-def sniff(head: bytes) -> FileType | None:
+def sniff(head: bytes) -> FileFormat | None:
     """The file type from its first bytes (magic numbers)."""
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG
@@ -90,11 +74,11 @@ def probe(file: IO[bytes], size: int, *, max_bytes: int | None = None, images_on
     if size == 0:
         raise FileRejected("The file is empty.", code="corrupt_file")
     file_type = sniff(_read_head(file))
-    allowed = "JPEG, PNG, GIF or WebP images" + ("" if images_only else ", MP4, MOV or WebM videos")
+    allowed = formats.describe(Media.Kind.IMAGE if images_only else None)
     if file_type is None or (images_only and file_type.kind != Media.Kind.IMAGE):
         raise FileRejected(f"The content is not a supported type ({allowed}).", code="unsupported_media_type")
     if file_type.kind == Media.Kind.IMAGE:
-        limit = min(settings.MAX_IMAGE_BYTES, max_bytes)
+        limit = min(formats.max_bytes(Media.Kind.IMAGE), max_bytes)
         if size > limit:
             raise FileRejected(
                 f"The image is {size} bytes; the limit for images is {limit} bytes.",
@@ -135,11 +119,11 @@ def _check_pixels(width: int, height: int) -> None:
         )
 
 
-def _probe_image(file: IO[bytes], file_type: FileType) -> Probe:
+def _probe_image(file: IO[bytes], file_type: FileFormat) -> Probe:
     file.seek(0)
     try:
         with pillow_rejections(), Image.open(file) as image:
-            if image.format != PIL_FORMATS[file_type]:
+            if image.format != file_type.pil_format:
                 raise FileRejected("The file's content does not match its image type.", code="corrupt_file")
             width, height = image.size
             # The header alone decides the pixel limit, before any decoding.
@@ -159,7 +143,7 @@ def _probe_image(file: IO[bytes], file_type: FileType) -> Probe:
     return Probe(file_type, width, height)
 
 
-def _probe_video(file: IO[bytes], file_type: FileType) -> Probe:
+def _probe_video(file: IO[bytes], file_type: FileFormat) -> Probe:
     import av
 
     file.seek(0)
@@ -196,3 +180,15 @@ def duration_ms(container, stream) -> int | None:
     if container.duration is not None:
         return int(container.duration / 1000)  # container.duration is in microseconds
     return None
+
+
+def check_unprobed(media: Media, file: IO[bytes]) -> None:
+    """Check a stored object by its content if it was not checked before it
+    was stored: direct uploads are probed on upload, objects that arrived
+    another way (S3) here, in the worker, with the same rules."""
+    if media.source != Media.Source.UPLOAD or media.width is None:
+        size = file.seek(0, io.SEEK_END)
+        file.seek(0)
+        probed = probe(file, size)
+        if probed.kind != media.kind:
+            raise FileRejected(f"The content is a {probed.kind}, not a {media.kind}.", code="unsupported_media_type")

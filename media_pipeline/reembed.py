@@ -21,12 +21,11 @@ from PIL import Image
 
 from catalog.batches import id_batches, scoped
 from catalog.errors import FileRejected
-from catalog.models import Media, Tenant, VideoFrame
+from catalog.models import Embedding, Media, Tenant, VideoFrame
 from media_pipeline.embedder import ClipEmbedder
 from media_pipeline.images import load_image
 from media_pipeline.storage import open_local
 from media_pipeline.video import frames_at
-from search.models import Embedding
 
 logger = logging.getLogger(__name__)
 

@@ -9,21 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import DateTimeField, ExpressionWrapper, F, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from catalog import transitions
 from catalog.models import Media
-from media_pipeline.lifecycle import back_to_pending
-from media_pipeline.queue import enqueue_processing
-from search.models import Thresholds
 
 logger = logging.getLogger(__name__)
 
 # Rows handled per statement: bounded so one sweep never holds locks on a
 # whole backlog.
 SWEEP_BATCH_SIZE = 500
-DEFAULT_STUCK_MINUTES = Thresholds._meta.get_field("stuck_after_minutes").default
 
 
 @dataclass(frozen=True)
@@ -33,65 +28,38 @@ class SweepReport:
     pending_requeued: int
 
 
-def stuck_media(now: datetime):
-    """`processing` items older than their tenant's stuck threshold, oldest first."""
-    minutes = Coalesce(
-        Subquery(Thresholds.objects.filter(tenant=OuterRef("tenant")).values("stuck_after_minutes")[:1]),
-        Value(DEFAULT_STUCK_MINUTES),
-    )
-    deadline = ExpressionWrapper(
-        Value(now) - F("stuck_after") * Value(timedelta(minutes=1)), output_field=DateTimeField()
-    )
-    return (
-        Media.objects.filter(status=Media.Status.PROCESSING)
-        .annotate(stuck_after=minutes)
-        .filter(processing_started_at__lt=deadline)
-        .order_by("processing_started_at", "pk")
-    )
-
-
-def requeue_stuck(ids: list[int]) -> int:
-    return len(
-        back_to_pending(
-            Media.objects.filter(pk__in=ids, status=Media.Status.PROCESSING, attempts__lt=settings.MEDIA_MAX_ATTEMPTS)
-        )
-    )
+def requeue_stuck(ids: list[int], now: datetime) -> int:
+    """Of the given items, those still stuck with attempts left go back to pending."""
+    stuck = Media.objects.stuck(now).filter(pk__in=ids).exclude(attempts__gte=settings.MEDIA_MAX_ATTEMPTS)
+    return len(transitions.back_to_pending(stuck))
 
 
 def fail_stuck(ids: list[int], now: datetime) -> int:
+    """Of the given items, those still stuck after their last attempt fail."""
     failed = 0
-    rows = Media.objects.filter(
-        pk__in=ids, status=Media.Status.PROCESSING, attempts__gte=settings.MEDIA_MAX_ATTEMPTS
-    ).values_list("pk", "attempts", "processing_started_at")
-    for pk, attempts, started in rows:
+    last = Media.objects.stuck(now).filter(pk__in=ids).out_of_attempts()
+    for pk, attempts, started in last.values_list("pk", "attempts", "processing_started_at"):
         minutes = int((now - started).total_seconds() // 60) if started else 0
         reason = (
             f"Gave up after {attempts} attempts: the last one stopped answering "
             f"(processing for {minutes} min without finishing)."
         )
-        failed += Media.objects.filter(pk=pk, status=Media.Status.PROCESSING).update(
-            status=Media.Status.FAILED, error=reason, claim_token="", processed_at=now
-        )
+        failed += len(transitions.fail(Media.objects.stuck(now).filter(pk=pk).out_of_attempts(), reason))
     return failed
 
 
 def requeue_lost_pending(now: datetime) -> int:
+    """Send again the pending items untouched for PENDING_REQUEUE_MINUTES."""
     cutoff = now - timedelta(minutes=settings.PENDING_REQUEUE_MINUTES)
-    ids = list(
-        Media.objects.filter(status=Media.Status.PENDING, updated_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:SWEEP_BATCH_SIZE]
-    )
-    Media.objects.filter(pk__in=ids, status=Media.Status.PENDING).update(updated_at=now)
-    enqueue_processing(ids)
-    return len(ids)
+    lost = Media.objects.pending().filter(updated_at__lt=cutoff).order_by("pk")
+    return len(transitions.resend_pending(list(lost.values_list("pk", flat=True)[:SWEEP_BATCH_SIZE])))
 
 
 def sweep(now: datetime | None = None) -> SweepReport:
     now = now or timezone.now()
-    stuck_ids = list(stuck_media(now).values_list("pk", flat=True)[:SWEEP_BATCH_SIZE])
+    stuck_ids = list(Media.objects.stuck(now).values_list("pk", flat=True)[:SWEEP_BATCH_SIZE])
     report = SweepReport(
-        requeued=requeue_stuck(stuck_ids),
+        requeued=requeue_stuck(stuck_ids, now),
         failed=fail_stuck(stuck_ids, now),
         pending_requeued=requeue_lost_pending(now),
     )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Task, shared_task
 
+from catalog import transitions
+from catalog.models import Media
+from config.queues import PROCESS_MEDIA_TASK, SWEEP_MEDIA_TASK
+from config.transient import TRANSIENT_ERRORS
 from media_pipeline import processing, sweeper
-from media_pipeline.errors import TRANSIENT_ERRORS
-from media_pipeline.queue import PROCESS_MEDIA_TASK, SWEEP_MEDIA_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -20,24 +23,22 @@ TRANSIENT_RETRIES = 10
 
 class ProcessMediaTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        media_ids = _ids(args[0] if args else kwargs.get("media_ids"))
+        media_ids = list(args[0] if args else kwargs.get("media_ids", []))
         try:
             if isinstance(exc, TRANSIENT_ERRORS):
                 # Retries used up by an outage: nothing is wrong with the items.
                 # Back to `pending`; the sweeper sends them again.
-                released = processing.release_claimed(media_ids, task_id)
+                released = transitions.release_claimed(media_ids, task_id)
                 logger.warning("media %s back to pending after %s: %s", released, type(exc).__name__, exc)
             else:
                 # Not the file's fault and not transient (a bug): the items fail
                 # with the reason, the worker goes on.
-                processing.fail_claimed(media_ids, task_id, f"Processing error: {type(exc).__name__}: {exc}")
+                transitions.fail(
+                    Media.objects.held_by(task_id).filter(pk__in=media_ids),
+                    f"Processing error: {type(exc).__name__}: {exc}",
+                )
         except Exception:
             logger.exception("could not record the outcome of media %s; the sweeper will", media_ids)
-
-
-def _ids(media_ids: int | list[int]) -> list[int]:
-    # A message holds a list of ids; messages queued before batching held one.
-    return [media_ids] if isinstance(media_ids, int) else list(media_ids)
 
 
 @shared_task(
@@ -52,10 +53,10 @@ def _ids(media_ids: int | list[int]) -> list[int]:
     retry_jitter=True,
     max_retries=TRANSIENT_RETRIES,
 )
-def process_media(self, media_ids: list[int] | int) -> list[str]:
-    return [outcome.status for outcome in processing.process_batch(_ids(media_ids), token=self.request.id)]
+def process_media(self: Task, media_ids: list[int]) -> list[str]:
+    return [outcome.status for outcome in processing.process_batch(media_ids, token=self.request.id)]
 
 
 @shared_task(name=SWEEP_MEDIA_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True)
-def sweep_media() -> dict:
+def sweep_media() -> dict[str, Any]:
     return sweeper.sweep().__dict__

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
@@ -22,9 +23,10 @@ from django.utils import timezone
 
 from catalog.batches import scoped
 from catalog.models import Media, Tenant
+from config.broker import broker_client
+from config.queues import QUEUES
 from media_pipeline.heartbeat import live_workers
 from media_pipeline.models import RejectedS3Event
-from media_pipeline.sweeper import stuck_media
 from search.models import RecognizerSuggestion
 
 WINDOW = timedelta(hours=24)
@@ -132,7 +134,7 @@ def status_counts(tenant: Tenant | None = None) -> list[tuple[int, str, int]]:
 
 
 def stuck_counts(now: datetime, tenant: Tenant | None = None) -> list[tuple[int, int]]:
-    stuck = scoped(stuck_media(now).order_by(), tenant)
+    stuck = scoped(Media.objects.stuck(now).order_by(), tenant)
     return list(stuck.values_list("tenant_id").annotate(n=Count("pk")).values_list("tenant_id", "n"))
 
 
@@ -144,7 +146,7 @@ def review_counts(tenant: Tenant | None = None) -> list[tuple[int, int]]:
 def failure_reasons(tenant: Tenant | None = None, limit: int = 50) -> list[tuple[str, int]]:
     """(reason, count) of failed media, most frequent first. Reasons are
     grouped by their first REASON_PREFIX characters."""
-    failed = scoped(Media.objects.filter(status=Media.Status.FAILED), tenant)
+    failed = scoped(Media.objects.failed(), tenant)
     rows = failed.annotate(reason=Left("error", REASON_PREFIX)).values("reason").annotate(n=Count("pk"))
     return [(row["reason"], row["n"]) for row in rows.order_by("-n", "reason")[:limit]]
 
@@ -209,18 +211,11 @@ def hourly_throughput(now: datetime, tenant: Tenant | None = None) -> tuple[list
 
 def queue_depths() -> dict[str, int | None]:
     """Tasks waiting in each Celery queue; None where Redis does not answer."""
-    import redis
-
-    queues = (settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE)
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=BROKER_TIMEOUT_S, socket_timeout=BROKER_TIMEOUT_S
-    )
     try:
-        return {queue: client.llen(queue) for queue in queues}
+        with broker_client(BROKER_TIMEOUT_S) as client:
+            return {queue: client.llen(queue) for queue in QUEUES}
     except redis.exceptions.RedisError:
-        return dict.fromkeys(queues)
-    finally:
-        client.close()
+        return dict.fromkeys(QUEUES)
 
 
 def sqs_figures() -> SqsFigures | None:

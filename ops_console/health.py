@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
+
+from config.broker import broker_client
 
 # A readiness probe must answer quickly even when a dependency hangs.
 CHECK_TIMEOUT_S = 2.0
@@ -35,15 +36,8 @@ def _database() -> None:
 
 
 def _redis() -> None:
-    import redis
-
-    client = redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=CHECK_TIMEOUT_S
-    )
-    try:
+    with broker_client(CHECK_TIMEOUT_S) as client:
         client.ping()
-    finally:
-        client.close()
 
 
 def _storage() -> None:

@@ -41,7 +41,7 @@ class _Raw:
         self.stdout.flush()
 
 
-def progress_bar(stdout: OutputWrapper, total: int, description: str, unit: str = "media") -> tqdm:
+def progress_bar(stdout: OutputWrapper, total: int | None, description: str, unit: str = "media") -> tqdm:
     return tqdm(total=total, desc=description, unit=f" {unit}", file=_Raw(stdout), mininterval=0, ncols=100)
 
 

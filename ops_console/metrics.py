@@ -13,6 +13,8 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from catalog.models import EMBEDDING_TABLE, Media
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter("stockmind_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=REGISTRY)
@@ -46,7 +48,7 @@ class PipelineCollector:
         with connection.cursor() as cursor:
             cursor.execute("SELECT status, count(*) FROM catalog_media GROUP BY status")
             counts = dict(cursor.fetchall())
-        for status in ("pending", "processing", "ready", "failed"):
+        for status in Media.Status.values:
             family.add_metric([status], counts.get(status, 0))
         yield family
 
@@ -82,7 +84,7 @@ class PipelineCollector:
     def _embeddings_per_second(self):
         since = timezone.now() - THROUGHPUT_WINDOW
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM search_embedding WHERE created_at >= %s", [since])
+            cursor.execute(f"SELECT count(*) FROM {EMBEDDING_TABLE} WHERE created_at >= %s", [since])  # noqa: S608
             recent = cursor.fetchone()[0]
         return GaugeMetricFamily(
             "stockmind_embeddings_per_second",

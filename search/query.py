@@ -31,7 +31,8 @@ from functools import cache
 import numpy as np
 from django.db import connection, transaction
 
-from search.models import HNSW_EF_SEARCH_RANGE, Thresholds, tenant_index_name
+from catalog.models import EMBEDDING_TABLE, HNSW_EF_SEARCH_RANGE, TenantSettings
+from search.indexes import tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
 # 1,000 vectors on 2 cores, stored in the row) is as fast as a scan of an HNSW
@@ -69,15 +70,19 @@ def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
+# Attribute of a connection that caches its server's pgvector version.
+PGVECTOR_VERSION_ATTRIBUTE = "_stockmind_pgvector"
+
+
 def pgvector_version() -> tuple[int, ...]:
     """The server's pgvector version, read at run time (cached per connection)."""
-    cached = getattr(connection, "_stockmind_pgvector", None)
+    cached: tuple[int, ...] | None = getattr(connection, PGVECTOR_VERSION_ATTRIBUTE, None)
     if cached is None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
             row = cursor.fetchone()
         cached = _parse_version(row[0]) if row else ()
-        connection._stockmind_pgvector = cached
+        setattr(connection, PGVECTOR_VERSION_ATTRIBUTE, cached)
     return cached
 
 
@@ -115,7 +120,7 @@ def _exact(where: str, params: dict, k: int, max_distance: float) -> list[Hit]:
     sql = f"""
         WITH candidates AS MATERIALIZED (
             SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
-            FROM search_embedding e
+            FROM {EMBEDDING_TABLE} e
             WHERE {where}
         ), best AS (
             SELECT DISTINCT ON (COALESCE(product_id, -media_id)) media_id, frame_id, product_id, distance
@@ -142,7 +147,7 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tupl
     sql = f"""
         WITH candidates AS MATERIALIZED (
             SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
-            FROM search_embedding e
+            FROM {EMBEDDING_TABLE} e
             WHERE {where}
             LIMIT %(scan_at_most)s
         )
@@ -175,7 +180,7 @@ def _indexed(where: str, params: dict, fetch: int, ef_search: int, iterative: bo
     # partial index; server-side binding with generic plans would lose that.
     sql = f"""
         SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
-        FROM search_embedding e
+        FROM {EMBEDDING_TABLE} e
         WHERE {where}
         ORDER BY e.vector <=> %(query)s::vector
         LIMIT %(fetch)s
@@ -214,11 +219,14 @@ def _may_have_missed(hits: list[Hit], rows: Sequence[tuple] | None, k: int, max_
 def _tenant_share(tenant_id: int, model_name: str) -> tuple[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM search_embedding WHERE tenant_id = %s AND model_name = %s", [tenant_id, model_name]
+            f"SELECT count(*) FROM {EMBEDDING_TABLE} WHERE tenant_id = %s AND model_name = %s",  # noqa: S608 - a constant
+            [tenant_id, model_name],
         )
         mine = cursor.fetchone()[0]
         # The planner's estimate of the table size is enough to size ef_search.
-        cursor.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'search_embedding'::regclass")
+        cursor.execute(
+            "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [EMBEDDING_TABLE]
+        )
         total = max(cursor.fetchone()[0], mine)
     return mine, total
 
@@ -232,19 +240,21 @@ def nearest_products(
     min_score: float | None = None,
     category: str | None = None,
     exclude_media_id: int | None = None,
-    thresholds: Thresholds | None = None,
+    tenant_settings: TenantSettings | None = None,
 ) -> SearchResult:
-    """The `k` best products (or unassigned media) for a unit query vector."""
+    """The `k` best products (or unassigned media) for a unit query vector,
+    with `tenant_settings`' minimum similarity and ef_search (the defaults
+    when None)."""
     started = time.perf_counter()
     k = max(1, min(k, MAX_K))
-    thresholds = thresholds or Thresholds(tenant_id=tenant_id)
-    min_score = thresholds.min_similarity if min_score is None else min_score
+    tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
+    min_score = tenant_settings.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
     where, params = _filters(tenant_id, model_name, category, exclude_media_id)
     params["query"] = vector_literal(vector)
 
     fetch = k * HITS_PER_PRODUCT
-    ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(thresholds.hnsw_ef_search, fetch))
+    ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))
     rows = None  # raw rows of an index scan, when one was used
     if supports_iterative_scan():
         rows = _indexed(where, params, fetch, ef_search, iterative=True)

@@ -9,12 +9,11 @@ from typing import IO
 import numpy as np
 from django.conf import settings
 
-from catalog.errors import Conflict
 from catalog.models import Media, Product, Tenant, VideoFrame
-from media_pipeline.embedder import get_embedder
+from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
-from search.models import Embedding, Thresholds
+from search import vectors
 from search.query import nearest_products
 
 
@@ -47,19 +46,7 @@ def text_vector(text: str) -> np.ndarray:
 
 def media_vector(media: Media) -> np.ndarray:
     """An item's own vector: the image's, or the mean direction of a video's frames."""
-    vectors = np.array(
-        [
-            v
-            for v in Embedding.objects.filter(media=media, model_name=get_embedder().model_name).values_list(
-                "vector", flat=True
-            )
-        ],
-        dtype=np.float32,
-    )
-    if not len(vectors):
-        raise Conflict(f"Media {media.pk} has no vectors yet (status '{media.status}'): search once it is ready.")
-    mean = vectors.mean(axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return vectors.media_vector(media, current_model_name())
 
 
 def search(
@@ -71,7 +58,7 @@ def search(
     category: str | None = None,
     exclude_media_id: int | None = None,
 ) -> SearchResponse:
-    model_name = get_embedder().model_name
+    model_name = current_model_name()
     found = nearest_products(
         vector,
         tenant_id=tenant.pk,
@@ -80,7 +67,7 @@ def search(
         min_score=min_score,
         category=category or None,
         exclude_media_id=exclude_media_id,
-        thresholds=Thresholds.for_tenant(tenant),
+        tenant_settings=tenant.settings,
     )
     media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in found.hits])
     frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in found.hits if h.frame_id])

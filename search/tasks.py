@@ -4,18 +4,18 @@ function call."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from catalog.models import Tenant
-from media_pipeline.errors import TRANSIENT_ERRORS
-from media_pipeline.queue import PREDICT_UNASSIGNED_TASK, TRAIN_RECOGNIZER_TASK
-from search import recognizer, tenant_indexes
+from config.queues import PREDICT_UNASSIGNED_TASK, SYNC_TENANT_INDEXES_TASK, TRAIN_RECOGNIZER_TASK
+from config.transient import TRANSIENT_ERRORS
+from search import tenant_indexes
+from search.recognizer import predictions, versions
 
 logger = logging.getLogger(__name__)
 
-# Named in config/settings.py CELERY_BEAT_SCHEDULE.
-SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
 # The first sync of a large deployment builds many indexes (a 100,000-vector
 # tenant's takes about a minute on 2 cores): above CELERY_TASK_TIME_LIMIT, a
 # killed build would be left invalid and started over at every run. A copy
@@ -27,19 +27,19 @@ SYNC_TIME_LIMIT_S = 6 * 3600
     name=TRAIN_RECOGNIZER_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True
 )
 def train_recognizer(recognizer_id: int) -> str | None:
-    trained = recognizer.train_version(recognizer_id)
+    trained = versions.train_version(recognizer_id)
     return trained.status if trained else None
 
 
 @shared_task(
     name=PREDICT_UNASSIGNED_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True
 )
-def predict_unassigned(tenant_id: int) -> dict | None:
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
+def predict_unassigned(tenant_id: int) -> dict[str, Any] | None:
+    tenant = Tenant.objects.select_related("settings").filter(pk=tenant_id).first()
     if tenant is None:
         logger.info("tenant %s is gone: no predictions", tenant_id)
         return None
-    return recognizer.predict_unassigned(tenant).__dict__
+    return predictions.predict_unassigned(tenant).__dict__
 
 
 @shared_task(
@@ -50,7 +50,7 @@ def predict_unassigned(tenant_id: int) -> dict | None:
     retry_backoff=True,
     time_limit=SYNC_TIME_LIMIT_S,
 )
-def sync_tenant_indexes() -> dict:
+def sync_tenant_indexes() -> dict[str, Any]:
     """Build the missing tenant indexes, drop the obsolete ones (beat)."""
     result = tenant_indexes.sync(progress=logger.info)
     return {"created": result.created, "dropped": result.dropped, "kept": result.kept, "skipped": result.skipped}

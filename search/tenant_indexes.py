@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection
 
-from search import query
-from search.models import TENANT_INDEX_PREFIX, tenant_index_name
+from catalog.models import EMBEDDING_TABLE
+from media_pipeline.embedder import current_model_name
+from search import indexes, query
+from search.indexes import TENANT_INDEX_EF_CONSTRUCTION, TENANT_INDEX_M, TENANT_INDEX_PREFIX, tenant_index_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +38,6 @@ logger = logging.getLogger(__name__)
 # it falls below this fraction of that, so that a tenant near the line does not
 # have its index dropped and rebuilt over and over.
 KEEP_ABOVE_SHARE_OF_EXACT_MAX = 0.5
-# Build parameters of a tenant's index. Photos cluster by subject, and on
-# clustered vectors an HNSW graph built with ef_construction 64 can leave a
-# cluster badly linked: a query landing there finds few of its true neighbours
-# (recall@10 0.92 to 0.99 from one build to the next on a 100,000-vector tenant,
-# some queries 0). 128 links the graph better (0.997, none below 0.9, at
-# ef_search 100; bench/vector_search.py) for a build about 1.7 times longer.
-# A change here rebuilds every tenant index at the next sync.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 128
 # One sync at a time across processes (beat, a command): two would build the
 # same index twice.
 ADVISORY_LOCK_KEY = 0x57_0C_1D_E5
@@ -81,12 +74,12 @@ def existing() -> dict[str, bool]:
     """The tenant indexes on the embedding table, each with whether it can stay:
     valid (a CONCURRENTLY build that failed leaves an invalid index behind) and
     built with the current parameters."""
-    current = {f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"}
+    current = {f"m={TENANT_INDEX_M}", f"ef_construction={TENANT_INDEX_EF_CONSTRUCTION}"}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, i.indisvalid, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = 'search_embedding'::regclass AND c.relname LIKE %s",
-            [TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
+            " WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
+            [EMBEDDING_TABLE, TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
         )
         return {name: valid and set(options or []) == current for name, valid, options in cursor.fetchall()}
 
@@ -100,7 +93,7 @@ def _vector_counts(model_names: list[str], tenant_id: int | None) -> dict[tuple[
     # One pass over the table (or over one tenant's rows).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tenant_id, model_name, count(*) FROM search_embedding"
+            f"SELECT tenant_id, model_name, count(*) FROM {EMBEDDING_TABLE}"  # noqa: S608 - a constant
             " WHERE model_name = ANY(%(models)s) AND (%(tenant)s::bigint IS NULL OR tenant_id = %(tenant)s)"
             " GROUP BY tenant_id, model_name HAVING count(*) >= %(at_least)s",
             {"models": model_names, "tenant": tenant_id, "at_least": _keep_from()},
@@ -108,16 +101,10 @@ def _vector_counts(model_names: list[str], tenant_id: int | None) -> dict[tuple[
         return {(tenant, model): count for tenant, model, count in cursor.fetchall()}
 
 
-def _searched_models() -> list[str]:
-    from search.recognizer import current_embedding_model
-
-    return [current_embedding_model()]
-
-
 def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> SyncPlan:
     """What `sync` would do now: indexes to build (smallest tenant first: the
     most tenants served soonest) and indexes to drop."""
-    model_names = model_names or _searched_models()
+    model_names = model_names or [current_model_name()]
     counts = _vector_counts(model_names, tenant_id)
     usable = existing()
     if tenant_id is not None:
@@ -135,25 +122,19 @@ def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> 
 
 
 def create_statement(index: TenantIndex) -> str:
-    return (
-        f"CREATE INDEX CONCURRENTLY {index.name} ON search_embedding USING hnsw (vector vector_cosine_ops)"
-        f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
-        f" WHERE tenant_id = {int(index.tenant_id)} AND model_name = {_quote(index.model_name)}"
+    return indexes.create_statement(
+        index.name,
+        TENANT_INDEX_M,
+        TENANT_INDEX_EF_CONSTRUCTION,
+        tenant_id=index.tenant_id,
+        model_name=index.model_name,
     )
 
 
-def drop_statement(name: str) -> str:
-    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def statements(sync_plan: SyncPlan) -> list[str]:
-    result = [drop_statement(name) for name in sync_plan.drop]
+    result = [indexes.drop_statement(name) for name in sync_plan.drop]
     for index in sync_plan.create:
-        result += [drop_statement(index.name)] if index.replaces else []
+        result += [indexes.drop_statement(index.name)] if index.replaces else []
         result.append(create_statement(index))
     return result
 
@@ -165,9 +146,7 @@ def sync(
     tenants, or of one). Runs outside a transaction, as CONCURRENTLY needs; a
     sync already running elsewhere makes this one a no-op."""
     say = progress or logger.info
-    connection.ensure_connection()
-    if connection.in_atomic_block:
-        raise RuntimeError("Tenant indexes are built CONCURRENTLY, which cannot run inside a transaction.")
+    indexes.ensure_outside_transaction()
     result = SyncResult()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
@@ -181,7 +160,7 @@ def sync(
             steps = len(todo.drop) + len(todo.create)
             for number, name in enumerate(todo.drop, 1):
                 say(f"[{number}/{steps}] dropping {name}")
-                cursor.execute(drop_statement(name))
+                cursor.execute(indexes.drop_statement(name))
                 result.dropped.append(name)
             if todo.create and settings.SEARCH_INDEX_BUILD_MEMORY:
                 # A build whose graph outgrows maintenance_work_mem goes on on
@@ -193,7 +172,7 @@ def sync(
                 if index.replaces:
                     # Dropped only now: the tenant's searches go without an
                     # index of their own just while this one builds.
-                    cursor.execute(drop_statement(index.name))
+                    cursor.execute(indexes.drop_statement(index.name))
                 cursor.execute(create_statement(index))
                 result.build_seconds[index.name] = time.perf_counter() - started
                 say(f"[{number}/{steps}] built {index.name} in {result.build_seconds[index.name]:.1f} s")
@@ -201,7 +180,7 @@ def sync(
             if result.created:
                 # Fresh statistics: with a stale row estimate for the tenant, the
                 # planner may prefer sorting its rows to the new index.
-                cursor.execute("ANALYZE search_embedding")
+                cursor.execute(f"ANALYZE {EMBEDDING_TABLE}")
         finally:
             cursor.execute("RESET maintenance_work_mem")
             cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
@@ -211,4 +190,4 @@ def sync(
 def reindex_statements(tenant_id: int) -> list[str]:
     """Rebuild a tenant's existing indexes in place, without blocking searches."""
     prefix = f"{TENANT_INDEX_PREFIX}{tenant_id}_"
-    return [f"REINDEX INDEX CONCURRENTLY {name}" for name in sorted(existing()) if name.startswith(prefix)]
+    return [indexes.reindex_statement(name) for name in sorted(existing()) if name.startswith(prefix)]

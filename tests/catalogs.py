@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from catalog.models import Media, Product, Tenant
-from search.models import EMBEDDING_DIMENSIONS, Embedding
+from catalog.models import EMBEDDING_DIMENSIONS, Embedding, Media, Product, Tenant
 from tests.factories import MediaFactory, ProductFactory, VideoFrameFactory
 
 MODEL_NAME = "clip-tiny"  # the name the suite's tiny model stores vectors under

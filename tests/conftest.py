@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import ApiKey
+from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
 from tests.factories import ApiKeyFactory, TenantFactory
 
 
@@ -105,7 +106,7 @@ def broker(settings):
     from media_pipeline.heartbeat import KEY_PREFIX
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    queues = [settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE, "unacked", "unacked_index"]
+    queues = [QUEUE_MEDIA, QUEUE_MAINTENANCE, "unacked", "unacked_index"]
 
     def empty() -> None:
         client.delete(*queues, *client.keys(f"{KEY_PREFIX}*"))  # and earlier workers' heartbeats
@@ -128,7 +129,7 @@ def worker(transactional_db, clip, broker, settings):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=[settings.QUEUE_MEDIA, settings.QUEUE_MAINTENANCE],
+        queues=[QUEUE_MEDIA, QUEUE_MAINTENANCE],
         shutdown_timeout=30,
         loglevel="WARNING",
         without_heartbeat=False,  # its heartbeats tell the dashboard it is alive
@@ -170,11 +171,7 @@ def queued_batches(broker) -> list[list[int]]:
     import base64
     import json
 
-    from django.conf import settings
-
-    bodies = [
-        json.loads(base64.b64decode(json.loads(raw)["body"])) for raw in broker.lrange(settings.QUEUE_MEDIA, 0, -1)
-    ]
+    bodies = [json.loads(base64.b64decode(json.loads(raw)["body"])) for raw in broker.lrange(QUEUE_MEDIA, 0, -1)]
     # Redis hands out from the right end: the oldest message is last in the list.
     return [body[0][0] for body in reversed(bodies)]
 

@@ -4,25 +4,35 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from factory.django import DjangoModelFactory
 
-from catalog.models import ApiKey, Media, Product, Tenant, VideoFrame
-from media_pipeline.models import RejectedS3Event
-from search.models import (
+from catalog.models import (
     EMBEDDING_DIMENSIONS,
+    ApiKey,
     Embedding,
-    RecognizerModel,
-    RecognizerSuggestion,
-    ThresholdChange,
-    Thresholds,
+    Media,
+    Product,
+    Tenant,
+    TenantSettings,
+    TenantSettingsChange,
+    VideoFrame,
 )
+from catalog.tenants import create_tenant
+from media_pipeline.models import RejectedS3Event
+from search.models import RecognizerModel, RecognizerSuggestion
 
 
 class TenantFactory(DjangoModelFactory):
+    """A tenant as every creator makes one (catalog.tenants.create_tenant),
+    with its settings; an existing slug gives the existing tenant."""
+
     class Meta:
         model = Tenant
-        django_get_or_create = ("slug",)
 
     slug = factory.Sequence(lambda n: f"tenant-{n}")
     name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return Tenant.objects.filter(slug=kwargs["slug"]).first() or create_tenant(model_class(**kwargs))
 
 
 class ApiKeyFactory(DjangoModelFactory):
@@ -110,12 +120,22 @@ class EmbeddingFactory(DjangoModelFactory):
     vector = factory.Sequence(unit_vector)
 
 
-class ThresholdsFactory(DjangoModelFactory):
+class TenantSettingsFactory(DjangoModelFactory):
+    """A tenant's settings (the row its creation made) with the given values saved."""
+
     class Meta:
-        model = Thresholds
-        django_get_or_create = ("tenant",)
+        model = TenantSettings
 
     tenant = factory.SubFactory(TenantFactory)
+
+    @classmethod
+    def _create(cls, model_class, *args, tenant, **values):
+        row = model_class.objects.get(tenant=tenant)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save()
+        tenant.settings = row  # what the tenant object holds, too
+        return row
 
 
 class RejectedS3EventFactory(DjangoModelFactory):
@@ -128,11 +148,11 @@ class RejectedS3EventFactory(DjangoModelFactory):
     reason = "No tenant 'nobody'."
 
 
-class ThresholdChangeFactory(DjangoModelFactory):
+class TenantSettingsChangeFactory(DjangoModelFactory):
     class Meta:
-        model = ThresholdChange
+        model = TenantSettingsChange
 
-    thresholds = factory.SubFactory(ThresholdsFactory)
+    tenant_settings = factory.SubFactory(TenantSettingsFactory)
     field = "min_similarity"
     old_value = "0.2"
     new_value = "0.3"

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from catalog.models import ApiKey, Media
 from media_pipeline.models import RejectedS3Event
-from tests.factories import EmbeddingFactory, MediaFactory, ThresholdsFactory, VideoFrameFactory
+from tests.factories import EmbeddingFactory, MediaFactory, TenantSettingsFactory, VideoFrameFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,8 +15,8 @@ CHANGELISTS = [
     "/admin/catalog/product/",
     "/admin/catalog/media/",
     "/admin/catalog/videoframe/",
-    "/admin/search/embedding/",
-    "/admin/search/thresholds/",
+    "/admin/catalog/embedding/",
+    "/admin/catalog/tenantsettings/",
     "/admin/media_pipeline/rejecteds3event/",
 ]
 
@@ -33,7 +33,7 @@ def rows(tenant):
     video = MediaFactory(tenant=tenant, kind=Media.Kind.VIDEO, status=Media.Status.FAILED, error="no stream")
     EmbeddingFactory(media=MediaFactory(tenant=tenant), frame=None)
     VideoFrameFactory(media=video)
-    ThresholdsFactory(tenant=tenant)
+    TenantSettingsFactory(tenant=tenant)
     RejectedS3Event.objects.create(key="clients/nobody/x.jpg", tenant_slug="nobody", reason="No tenant 'nobody'.")
 
 
@@ -87,9 +87,9 @@ def test_reprocess_action_requeues_failed_media(staff, rows):
 
 
 def test_thresholds_form_refuses_out_of_range_values(staff, tenant):
-    thresholds = ThresholdsFactory(tenant=tenant)
+    thresholds = TenantSettingsFactory(tenant=tenant)
     response = staff.post(
-        f"/admin/search/thresholds/{thresholds.pk}/change/",
+        f"/admin/catalog/tenantsettings/{thresholds.pk}/change/",
         {
             "tenant": tenant.pk,
             "min_similarity": 1.4,
@@ -126,9 +126,9 @@ def test_reprocess_works_on_a_filtered_distinct_list(staff, tenant):
 
 
 def test_threshold_changes_are_recorded_with_who_and_what(staff, tenant):
-    from search.models import ThresholdChange
+    from catalog.models import TenantSettingsChange
 
-    thresholds = ThresholdsFactory(tenant=tenant)
+    thresholds = TenantSettingsFactory(tenant=tenant)
     form = {
         "tenant": tenant.pk,
         "min_similarity": 0.35,
@@ -139,11 +139,11 @@ def test_threshold_changes_are_recorded_with_who_and_what(staff, tenant):
         "changes-TOTAL_FORMS": 0,
         "changes-INITIAL_FORMS": 0,
     }
-    response = staff.post(f"/admin/search/thresholds/{thresholds.pk}/change/", form)
+    response = staff.post(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/", form)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
-    changes = {c.field: (c.old_value, c.new_value, c.changed_by.username) for c in ThresholdChange.objects.all()}
+    changes = {c.field: (c.old_value, c.new_value, c.changed_by.username) for c in TenantSettingsChange.objects.all()}
     assert changes == {"min_similarity": ("0.2", "0.35", "ops"), "stuck_after_minutes": ("30", "15", "ops")}
     thresholds.refresh_from_db()
     assert thresholds.min_similarity == 0.35 and thresholds.updated_by.username == "ops"
-    page = staff.get(f"/admin/search/thresholds/{thresholds.pk}/change/").content.decode()
+    page = staff.get(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/").content.decode()
     assert "change history" in page.lower() and "0.35" in page

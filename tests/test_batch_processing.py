@@ -9,12 +9,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from catalog.models import Media, VideoFrame
+from catalog.models import Embedding, Media, VideoFrame
+from catalog.transitions import claim
+from config.queues import enqueue_processing, send_processing
 from media_pipeline.images import load_image
-from media_pipeline.processing import claim, process_batch
-from media_pipeline.queue import enqueue_processing, send_processing
+from media_pipeline.processing import process_batch
 from media_pipeline.tasks import ProcessMediaTask
-from search.models import Embedding
 from tests import media_files
 from tests.conftest import queued_batches, wait_until_settled
 from tests.factories import MediaFactory, stored_media
@@ -73,7 +73,7 @@ def test_a_batch_gives_each_image_its_own_vector_and_fails_only_the_bad_items(te
 def test_a_redelivered_batch_goes_one_item_at_a_time_and_fails_only_the_item_that_kept_killing_it(tenant, clip):
     items = photos(tenant, 3)
     for media in items:  # the first delivery claimed them all, then its worker died
-        assert claim(media.pk, "task-1") is not None
+        assert claim([media.pk], "task-1")
     # The second item killed the worker on every delivery so far.
     Media.objects.filter(pk=items[1].pk).update(attempts=settings.MEDIA_MAX_ATTEMPTS)
 
@@ -90,9 +90,9 @@ def test_a_redelivered_batch_goes_one_item_at_a_time_and_fails_only_the_item_tha
 def test_a_task_ended_by_a_bug_fails_the_items_it_still_holds_and_no_others(tenant, clip):
     held, done, elsewhere = photos(tenant, 3)
     for media in (held, done):
-        claim(media.pk, "task-1")
+        claim([media.pk], "task-1")
     process_batch([done.pk], "task-1")
-    claim(elsewhere.pk, "task-2")
+    claim([elsewhere.pk], "task-2")
 
     ProcessMediaTask().on_failure(RuntimeError("boom"), "task-1", ([held.pk, done.pk, elsewhere.pk],), {}, None)
 

@@ -15,11 +15,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from catalog.models import Media
-from search.models import RecognizerModel, ThresholdChange
+from catalog.models import Media, TenantSettingsChange
+from search.models import RecognizerModel
 from tests.catalogs import generated_catalog, unassigned, unit
 from tests.conftest import wait_for
-from tests.factories import MediaFactory, ThresholdsFactory
+from tests.factories import MediaFactory, TenantSettingsFactory
 from tests.media_files import jpeg_bytes
 
 pytestmark = pytest.mark.browser
@@ -154,21 +154,21 @@ def test_reprocess_every_failed_item_of_a_reason(page, tenant, worker):
 def test_thresholds_preview_then_save(page, tenant):
     from playwright.sync_api import expect
 
-    thresholds = ThresholdsFactory(tenant=tenant)
+    thresholds = TenantSettingsFactory(tenant=tenant)
     MediaFactory(
         tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=timezone.now() - timedelta(minutes=20)
     )
-    page.goto(f"/admin/search/thresholds/{thresholds.pk}/change/")
+    page.goto(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/")
     page.fill("#id_stuck_after_minutes", "15")
     page.get_by_role("button", name="Preview the effect of these values").click()
     row = page.locator("tr[data-field=stuck_after_minutes]")
     expect(row.locator("td").nth(2)).to_have_text("0 media count as stuck")
     expect(row.locator(".at-proposed")).to_have_text("1 media count as stuck")
     page.get_by_role("button", name="Save these values").click()
-    expect(page.locator(".messagelist")).to_contain_text("Saved the thresholds of acme.")
+    expect(page.locator(".messagelist")).to_contain_text("Saved the settings of acme.")
     expect(page.locator("#id_stuck_after_minutes")).to_have_value("15")
     expect(page.get_by_text("change history", exact=False)).to_be_visible()
-    assert ThresholdChange.objects.get().new_value == "15"
+    assert TenantSettingsChange.objects.get().new_value == "15"
 
     page.fill("#id_min_similarity", "1.5")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -180,7 +180,7 @@ def test_retrain_activate_and_accept_a_suggestion(page, tenant, worker, settings
 
     settings.CLIP_MODEL = str(tiny_model)
     catalog = generated_catalog(tenant, products=6)
-    ThresholdsFactory(tenant=tenant, auto_assign_confidence=1.0)
+    TenantSettingsFactory(tenant=tenant, auto_assign_confidence=1.0)
     item = unassigned(tenant, unit(catalog.centres[0] + catalog.centres[1]))
 
     page.goto("/admin/search/recognizermodel/")

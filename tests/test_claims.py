@@ -6,9 +6,9 @@ import threading
 import pytest
 from django.db import connection
 
-from catalog.models import Media
-from media_pipeline.processing import claim, process_media
-from search.models import Embedding
+from catalog.models import Embedding, Media
+from catalog.transitions import claim, fail
+from media_pipeline.processing import process_batch
 from tests.factories import MediaFactory
 from tests.media_files import jpeg_bytes
 
@@ -20,6 +20,11 @@ def stored_image(transactional_db, tenant, clip):
 
     key = default_storage.save("clients/acme/race.jpg", ContentFile(jpeg_bytes()))
     return MediaFactory(tenant=tenant, product=None, storage_key=key)
+
+
+def process_media(media_id: int, token: str):
+    """The outcome of one item processed as its task would."""
+    return process_batch([media_id], token)[0]
 
 
 def test_two_workers_racing_for_one_media_process_it_once(stored_image):
@@ -46,10 +51,10 @@ def test_two_workers_racing_for_one_media_process_it_once(stored_image):
 
 
 def test_only_the_claiming_task_may_take_the_claim_again(stored_image):
-    assert claim(stored_image.pk, "task-a") is not None
-    assert claim(stored_image.pk, "task-b") is None  # another delivery
-    again = claim(stored_image.pk, "task-a")  # the same task redelivered
-    assert again is not None and again.attempts == 2
+    assert claim([stored_image.pk], "task-a")
+    assert claim([stored_image.pk], "task-b") == []  # another delivery
+    [again] = claim([stored_image.pk], "task-a")  # the same task redelivered
+    assert again.attempts == 2
 
 
 def test_a_ready_item_is_not_processed_again_by_a_stray_task(stored_image):
@@ -68,15 +73,13 @@ def test_an_item_that_keeps_killing_its_worker_is_failed(stored_image, settings)
     Media.objects.filter(pk=stored_image.pk).update(
         status=Media.Status.PROCESSING, claim_token="task-a", attempts=settings.MEDIA_MAX_ATTEMPTS
     )
-    assert claim(stored_image.pk, "task-a") is None  # the same task, delivered once more
+    assert claim([stored_image.pk], "task-a") == []  # the same task, delivered once more
     media = Media.objects.get(pk=stored_image.pk)
     assert media.status == Media.Status.FAILED and "Gave up after" in media.error
 
 
 def test_a_failed_run_leaves_nothing_searchable(stored_image):
-    from media_pipeline.processing import fail
-
     assert process_media(stored_image.pk, "task-a").status == "ready"
     Media.objects.filter(pk=stored_image.pk).update(status=Media.Status.PROCESSING, claim_token="task-b")
-    assert fail(stored_image.pk, "task-b", "The replaced file is corrupt.")
+    assert fail(Media.objects.held_by("task-b").filter(pk=stored_image.pk), "The replaced file is corrupt.")
     assert not Embedding.objects.filter(media=stored_image).exists()

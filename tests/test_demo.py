@@ -3,8 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from catalog.demo import SAMPLE_PRODUCTS
 from catalog.models import Media, Product
+from ops_console.demo_media import SAMPLE_PRODUCTS
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from catalog.models import Media, VideoFrame
-from media_pipeline.queue import enqueue_processing
-from search.models import Embedding
+from catalog.models import Embedding, Media, VideoFrame
+from config.queues import enqueue_processing
 from tests.conftest import error_code, wait_until_settled
 from tests.factories import UNCHECKED, ProductFactory, stored_media
 from tests.hostile_files import CASES, Case

@@ -151,8 +151,7 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
 def test_cleanup_orphans_repairs_rows_out_of_step(
     tenant, other_tenant, media_storage, broker, django_capture_on_commit_callbacks
 ):
-    from catalog.models import VideoFrame
-    from search.models import Embedding
+    from catalog.models import Embedding, VideoFrame
     from tests.factories import EmbeddingFactory, ProductFactory, VideoFrameFactory
 
     def store(key: str) -> None:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Media
-from media_pipeline.queue import PROCESS_MEDIA_TASK
+from config.queues import PROCESS_MEDIA_TASK, QUEUE_MEDIA
 from tests.conftest import error_code
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, VideoFrameFactory
 from tests.media_files import jpeg_bytes, mp4_video, png_bytes
@@ -92,14 +92,14 @@ def test_same_bytes_to_same_product_returns_existing(api, tenant):
 
 def test_upload_is_enqueued_for_the_workers_after_commit(api, django_capture_on_commit_callbacks):
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    broker.delete(settings.QUEUE_MEDIA)
+    broker.delete(QUEUE_MEDIA)
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(api, jpeg_bytes())
-    messages = broker.lrange(settings.QUEUE_MEDIA, 0, -1)
+    messages = broker.lrange(QUEUE_MEDIA, 0, -1)
     assert len(messages) == 1
     assert PROCESS_MEDIA_TASK.encode() in messages[0]
     assert f"[{response.json()['id']}]".encode() in messages[0] or str(response.json()["id"]).encode() in messages[0]
-    broker.delete(settings.QUEUE_MEDIA)
+    broker.delete(QUEUE_MEDIA)
 
 
 def test_upload_without_file_is_400(api):

@@ -3,8 +3,7 @@
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from catalog.models import Media, Product
-from search.models import Thresholds
+from catalog.models import Media, Product, TenantSettings
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, unit_vector
 
 pytestmark = pytest.mark.django_db
@@ -41,9 +40,9 @@ def test_status_kind_and_tenant_are_enforced_by_the_database(tenant):
 
 
 def test_thresholds_ranges_are_enforced_by_the_database(tenant):
-    thresholds = Thresholds.for_tenant(tenant)
-    assert violates("UPDATE search_thresholds SET min_similarity = 1.5 WHERE id = %s", [thresholds.pk])
-    assert violates("UPDATE search_thresholds SET hnsw_ef_search = 5 WHERE id = %s", [thresholds.pk])
+    thresholds = TenantSettings.objects.get(tenant=tenant)
+    assert violates("UPDATE catalog_tenantsettings SET min_similarity = 1.5 WHERE id = %s", [thresholds.pk])
+    assert violates("UPDATE catalog_tenantsettings SET hnsw_ef_search = 5 WHERE id = %s", [thresholds.pk])
 
 
 def test_one_embedding_per_image_and_model(tenant):
@@ -59,7 +58,7 @@ def test_embeddings_have_a_cosine_hnsw_index():
         [indexdef] = cursor.fetchone()
         cursor.execute(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = 'search_embedding'::regclass AND attname = 'vector'"
+            "WHERE attrelid = 'catalog_embedding'::regclass AND attname = 'vector'"
         )
         [column_type] = cursor.fetchone()
     assert "USING hnsw" in indexdef and "vector_cosine_ops" in indexdef
@@ -69,7 +68,7 @@ def test_embeddings_have_a_cosine_hnsw_index():
 def test_vector_round_trip_and_cosine_order(tenant):
     from pgvector.django import CosineDistance
 
-    from search.models import Embedding
+    from catalog.models import Embedding
 
     near, far = MediaFactory(tenant=tenant), MediaFactory(tenant=tenant)
     query = unit_vector(1)
@@ -84,14 +83,12 @@ def test_stuck_queryset(tenant):
 
     from django.utils import timezone
 
-    from media_pipeline.sweeper import stuck_media
-
     now = timezone.now()
     old = MediaFactory(tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(hours=1))
     MediaFactory(tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(minutes=1))
     MediaFactory(tenant=tenant, status=Media.Status.PENDING)
-    # The tenant has no thresholds row: the default of 30 minutes applies.
-    assert list(stuck_media(now)) == [old]
+    # The tenant's settings hold the default: 30 minutes.
+    assert list(Media.objects.stuck(now)) == [old]
 
 
 def test_factories_cover_every_model():

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.models import Media
-from tests.factories import EmbeddingFactory, MediaFactory, ThresholdsFactory
+from tests.factories import EmbeddingFactory, MediaFactory, TenantSettingsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def processing(tenant, minutes: int, attempts: int = 1) -> Media:
 
 
 def test_stuck_list_is_oldest_first_by_each_tenants_threshold(staff, tenant, other_tenant):
-    ThresholdsFactory(tenant=other_tenant, stuck_after_minutes=120)
+    TenantSettingsFactory(tenant=other_tenant, stuck_after_minutes=120)
     older, old = processing(tenant, 300, attempts=2), processing(tenant, 45)
     processing(tenant, 5)  # still working
     processing(other_tenant, 60)  # within its tenant's threshold

@@ -8,9 +8,8 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from catalog.models import Media, VideoFrame
-from media_pipeline.queue import enqueue_processing
-from search.models import Embedding
+from catalog.models import Embedding, Media, VideoFrame
+from config.queues import QUEUE_MEDIA, enqueue_processing
 from tests import media_files
 from tests.conftest import wait_for, wait_until_settled
 from tests.factories import UNCHECKED, MediaFactory, stored_media
@@ -126,7 +125,7 @@ def test_a_task_delivered_twice_leaves_the_same_rows(worker, api, broker, settin
 
     enqueue_processing([media_id])  # a duplicate message for a ready item: nothing to do
     wait_for(
-        lambda: broker.llen(settings.QUEUE_MEDIA) == 0 and broker.hlen("unacked") == 0,
+        lambda: broker.llen(QUEUE_MEDIA) == 0 and broker.hlen("unacked") == 0,
         what="the duplicate message to be consumed and acknowledged",
     )
     media = Media.objects.get(pk=media_id)

@@ -1,7 +1,6 @@
 import pytest
 
-from catalog.models import Media, Product, VideoFrame
-from search.models import Embedding
+from catalog.models import Embedding, Media, Product, VideoFrame
 from tests.conftest import error_code
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, VideoFrameFactory
 

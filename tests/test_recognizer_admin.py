@@ -5,11 +5,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from catalog.models import Media
-from search import recognizer as recognizers
 from search.models import RecognizerModel, RecognizerSuggestion
+from search.recognizer import predictions, versions
 from tests.catalogs import generated_catalog, unassigned, unit
 from tests.conftest import wait_for
-from tests.factories import ThresholdsFactory
+from tests.factories import TenantSettingsFactory
 
 VERSIONS = "/admin/search/recognizermodel/"
 REVIEW = "/admin/search/recognizersuggestion/"
@@ -28,7 +28,7 @@ def model_setting(settings, tiny_model):
 
 def test_train_from_the_admin_on_a_worker_then_activate(staff, worker, tenant, model_setting):
     catalog = generated_catalog(tenant, products=6)
-    ThresholdsFactory(tenant=tenant, auto_assign_confidence=1.0)  # everything waits for review
+    TenantSettingsFactory(tenant=tenant, auto_assign_confidence=1.0)  # everything waits for review
     item = unassigned(tenant, unit(catalog.centres[0] + catalog.centres[1]))
 
     assert "Train a new version" in staff.get(VERSIONS).content.decode()
@@ -53,7 +53,7 @@ def test_train_from_the_admin_on_a_worker_then_activate(staff, worker, tenant, m
 
 
 def test_a_training_version_shows_its_progress_and_the_page_refreshes(staff, tenant, model_setting):
-    version = recognizers.start_training(tenant, enqueue=False)
+    version = versions.start_training(tenant, enqueue=False)
     RecognizerModel.objects.filter(pk=version.pk).update(
         status=RecognizerModel.Status.TRAINING, progress=40, progress_message="fitting: epoch 120/300"
     )
@@ -63,7 +63,7 @@ def test_a_training_version_shows_its_progress_and_the_page_refreshes(staff, ten
 
 
 def test_a_second_training_of_a_tenant_is_refused_with_a_message(staff, tenant, model_setting):
-    recognizers.start_training(tenant, enqueue=False)
+    versions.start_training(tenant, enqueue=False)
     response = staff.post(f"{VERSIONS}train/", {"tenant": "acme"}, follow=True)
     assert "still queued" in response.content.decode()
     assert RecognizerModel.objects.count() == 1
@@ -71,10 +71,10 @@ def test_a_second_training_of_a_tenant_is_refused_with_a_message(staff, tenant, 
 
 def test_roll_back_action(staff, tenant, model_setting, broker):
     generated_catalog(tenant, products=4)
-    first = recognizers.train(recognizers.start_training(tenant, enqueue=False))
-    second = recognizers.train(recognizers.start_training(tenant, enqueue=False))
-    recognizers.activate(first)
-    recognizers.activate(second)
+    first = versions.train(versions.start_training(tenant, enqueue=False))
+    second = versions.train(versions.start_training(tenant, enqueue=False))
+    versions.activate(first)
+    versions.activate(second)
     staff.post(VERSIONS, {"action": "roll_back", "_selected_action": [second.pk]})
     assert RecognizerModel.objects.get(is_active=True) == first
     # The active version cannot be deleted from under the recognizer.
@@ -84,10 +84,10 @@ def test_roll_back_action(staff, tenant, model_setting, broker):
 @pytest.fixture
 def waiting(tenant, model_setting, broker):
     catalog = generated_catalog(tenant, products=5)
-    ThresholdsFactory(tenant=tenant, auto_assign_confidence=1.0)
+    TenantSettingsFactory(tenant=tenant, auto_assign_confidence=1.0)
     item = unassigned(tenant, unit(catalog.centres[2] + catalog.centres[3]))
-    recognizers.activate(recognizers.train(recognizers.start_training(tenant, enqueue=False)), predict=False)
-    recognizers.predict_unassigned(tenant)
+    versions.activate(versions.train(versions.start_training(tenant, enqueue=False)), predict=False)
+    predictions.predict_unassigned(tenant)
     return RecognizerSuggestion.objects.get(media=item)
 
 

@@ -9,11 +9,10 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from catalog.models import ApiKey, Media, VideoFrame
+from catalog.models import ApiKey, Embedding, Media, VideoFrame
 from media_pipeline.embedder import ClipEmbedder
 from media_pipeline.images import load_image
 from media_pipeline.video import frames_at
-from search.models import Embedding
 from tests import media_files
 from tests.conftest import client_for, wait_until_settled
 from tests.factories import ApiKeyFactory

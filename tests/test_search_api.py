@@ -148,9 +148,9 @@ def test_similar_to_an_unprocessed_item_is_409(api, tenant, clip):
 
 @pytest.mark.django_db
 def test_tenant_min_score_is_the_default(api, tenant, clip):
-    from tests.factories import ThresholdsFactory
+    from tests.factories import TenantSettingsFactory
 
-    ThresholdsFactory(tenant=tenant, min_similarity=0.999)
+    TenantSettingsFactory(tenant=tenant, min_similarity=0.999)
     vector = clip.embed_texts(["red shoe"])[0]
     somewhat_alike = vector + 0.5 * np.asarray(unit_vector(5))
     somewhat_alike /= np.linalg.norm(somewhat_alike)

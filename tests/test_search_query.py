@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 from django.db import connection, transaction
 
-from catalog.models import Media
+from catalog.models import Embedding, Media
 from search import query
-from search.models import Embedding
 from search.query import nearest_products
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, VideoFrameFactory
 
@@ -157,7 +156,7 @@ def test_a_small_tenant_gets_the_same_top_10_as_an_exact_scan(monkeypatch):
     bulk_vectors(big, 1000, seed=1)
     bulk_vectors(small, 10, seed=2)  # 1% of the table
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE search_embedding")
+        cursor.execute("ANALYZE catalog_embedding")
     queries = [unit(v) for v in clustered(12, seed=3)]
 
     for vector in queries:

@@ -12,11 +12,10 @@ from django.conf import settings
 from django.core.management import call_command
 
 from catalog.aws import s3_client, sqs_client
-from catalog.models import Media, Product
+from catalog.models import Embedding, Media, Product
 from media_pipeline import bridge as bridge_module
 from media_pipeline.bridge import Bridge
 from media_pipeline.models import RejectedS3Event
-from search.models import Embedding
 from tests.conftest import error_code, wait_until_settled
 from tests.factories import ProductFactory, TenantFactory
 from tests.media_files import jpeg_bytes
@@ -339,7 +338,7 @@ def test_an_uploads_own_s3_event_seen_before_it_commits_makes_no_second_item(
 
     from django.db import connection, transaction
 
-    from catalog.uploads import ingest_upload
+    from media_pipeline.uploads import ingest_upload
     from tests.conftest import wait_for
 
     product = ProductFactory(tenant=tenant, sku="SNK-1")

@@ -7,7 +7,7 @@ from django.utils import timezone
 from catalog.models import Media
 from media_pipeline.sweeper import sweep
 from tests.conftest import queued_batches
-from tests.factories import MediaFactory, ThresholdsFactory
+from tests.factories import MediaFactory, TenantSettingsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +52,8 @@ def test_stuck_items_fail_with_a_reason_after_the_last_attempt(tenant, broker):
 
 
 def test_each_tenant_has_its_own_stuck_threshold(tenant, other_tenant, broker):
-    ThresholdsFactory(tenant=tenant, stuck_after_minutes=5)
-    ThresholdsFactory(tenant=other_tenant, stuck_after_minutes=120)
+    TenantSettingsFactory(tenant=tenant, stuck_after_minutes=5)
+    TenantSettingsFactory(tenant=other_tenant, stuck_after_minutes=120)
     mine = processing(tenant, minutes_ago=10, attempts=1)
     theirs = processing(other_tenant, minutes_ago=10, attempts=1)
     sweep()

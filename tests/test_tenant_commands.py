@@ -1,8 +1,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.models import ApiKey, Tenant
-from search.models import Thresholds
+from catalog.models import ApiKey, Tenant, TenantSettings
 from tests.conftest import error_code
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +23,7 @@ def test_create_tenant_prints_a_working_write_key(client):
     output = run("create_tenant", "shoe-shop", "--name", "Shoe Shop")
     tenant = Tenant.objects.get(slug="shoe-shop")
     assert tenant.name == "Shoe Shop"
-    assert Thresholds.objects.filter(tenant=tenant).exists()
+    assert TenantSettings.objects.filter(tenant=tenant).exists()
     key = printed_key(output)
     response = client.post(
         "/api/v1/products/",

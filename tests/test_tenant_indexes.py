@@ -10,10 +10,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from catalog.models import Media
+from catalog.models import Embedding, Media
+from config.queues import QUEUE_MAINTENANCE, SYNC_TENANT_INDEXES_TASK
 from search import query, tenant_indexes
-from search.models import Embedding, tenant_index_name
-from search.tasks import SYNC_TENANT_INDEXES_TASK, sync_tenant_indexes
+from search.indexes import tenant_index_name
+from search.tasks import sync_tenant_indexes
 from tests.factories import MediaFactory, TenantFactory
 
 MODEL = "test-clip"
@@ -173,7 +174,7 @@ def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, setti
 def test_beat_schedules_the_sync_on_the_maintenance_queue():
     entry = settings.CELERY_BEAT_SCHEDULE["sync-tenant-indexes"]
     assert entry["task"] == SYNC_TENANT_INDEXES_TASK
-    assert entry["options"]["queue"] == settings.QUEUE_MAINTENANCE
+    assert entry["options"]["queue"] == QUEUE_MAINTENANCE
 
 
 def run(*args) -> str:

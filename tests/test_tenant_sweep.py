@@ -28,7 +28,7 @@ from tests.factories import (
     ProductFactory,
     RecognizerModelFactory,
     RecognizerSuggestionFactory,
-    ThresholdsFactory,
+    TenantSettingsFactory,
     VideoFrameFactory,
 )
 from tests.media_files import jpeg_bytes
@@ -59,7 +59,7 @@ def build_catalog(tenant: Tenant, vector: np.ndarray, model_name: str) -> dict:
         extra = vector + rng.normal(0, 0.05, vector.shape).astype(np.float32)
         photo = MediaFactory(tenant=tenant, product=product, status=Media.Status.READY)
         EmbeddingFactory(media=photo, vector=extra / np.linalg.norm(extra), model_name=model_name)
-    ThresholdsFactory(tenant=tenant)
+    TenantSettingsFactory(tenant=tenant)
     # An unassigned photo the recognizer suggests a product for.
     loose = MediaFactory(tenant=tenant, product=None, status=Media.Status.READY)
     recognizer = RecognizerModelFactory(tenant=tenant, is_active=True)

@@ -8,10 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from catalog.models import Media
-from search.models import ThresholdChange, Thresholds
+from catalog.models import Media, TenantSettings, TenantSettingsChange
 from tests.catalogs import embed, unit
-from tests.factories import MediaFactory, RecognizerModelFactory, RecognizerSuggestionFactory, ThresholdsFactory
+from tests.factories import MediaFactory, RecognizerModelFactory, RecognizerSuggestionFactory, TenantSettingsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +38,10 @@ def data(tenant, settings, tiny_model):
     MediaFactory(
         tenant=tenant, status=Media.Status.PROCESSING, processing_started_at=timezone.now() - timedelta(minutes=45)
     )
-    return {"thresholds": ThresholdsFactory(tenant=tenant, auto_assign_confidence=0.9), "waiting": waiting}
+    return {"thresholds": TenantSettingsFactory(tenant=tenant, auto_assign_confidence=0.9), "waiting": waiting}
 
 
-def form(thresholds: Thresholds, **values) -> dict:
+def form(thresholds: TenantSettings, **values) -> dict:
     fields = ["min_similarity", "near_duplicate_similarity", "auto_assign_confidence", "stuck_after_minutes"]
     return {
         **{field: getattr(thresholds, field) for field in [*fields, "hnsw_ef_search"]},
@@ -52,7 +51,7 @@ def form(thresholds: Thresholds, **values) -> dict:
 
 def test_preview_shows_the_effect_of_each_value_and_saves_nothing(staff, data):
     thresholds = data["thresholds"]
-    url = f"/admin/search/thresholds/{thresholds.pk}/preview/"
+    url = f"/admin/catalog/tenantsettings/{thresholds.pk}/preview/"
     proposed = form(thresholds, near_duplicate_similarity=0.9999, auto_assign_confidence=0.7, stuck_after_minutes=60)
     response = staff.post(url, proposed)
     assert response.status_code == 200
@@ -67,12 +66,12 @@ def test_preview_shows_the_effect_of_each_value_and_saves_nothing(staff, data):
     assert "no effect: 3 vectors are searched exactly" in effects["hnsw_ef_search"].at_current
     assert "Save these values" in response.content.decode()
     thresholds.refresh_from_db()
-    assert thresholds.auto_assign_confidence == 0.9 and not ThresholdChange.objects.exists()
+    assert thresholds.auto_assign_confidence == 0.9 and not TenantSettingsChange.objects.exists()
 
 
 def test_confirming_the_preview_saves_records_and_assigns(staff, data):
     thresholds = data["thresholds"]
-    url = f"/admin/search/thresholds/{thresholds.pk}/preview/"
+    url = f"/admin/catalog/tenantsettings/{thresholds.pk}/preview/"
     preview_page = staff.post(url, form(thresholds, auto_assign_confidence=0.7)).content.decode()
     # Post back exactly what the preview page's "Save these values" form holds.
     hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', preview_page))
@@ -80,7 +79,7 @@ def test_confirming_the_preview_saves_records_and_assigns(staff, data):
     assert "1 media of the review list reached the new auto-assign confidence" in response.content.decode()
     thresholds.refresh_from_db()
     assert thresholds.auto_assign_confidence == 0.7
-    [change] = ThresholdChange.objects.all()
+    [change] = TenantSettingsChange.objects.all()
     assert (change.field, change.old_value, change.new_value, change.changed_by.username) == (
         "auto_assign_confidence",
         "0.9",
@@ -93,16 +92,19 @@ def test_confirming_the_preview_saves_records_and_assigns(staff, data):
 
 def test_an_invalid_preview_says_so(staff, data):
     thresholds = data["thresholds"]
-    response = staff.post(f"/admin/search/thresholds/{thresholds.pk}/preview/", form(thresholds, min_similarity=1.5))
+    response = staff.post(
+        f"/admin/catalog/tenantsettings/{thresholds.pk}/preview/", form(thresholds, min_similarity=1.5)
+    )
     assert response.context["effects"] is None
     assert "not valid" in response.content.decode()
     response = staff.post(
-        f"/admin/search/thresholds/{thresholds.pk}/preview/", {**form(thresholds, min_similarity=1.5), "_confirm": "1"}
+        f"/admin/catalog/tenantsettings/{thresholds.pk}/preview/",
+        {**form(thresholds, min_similarity=1.5), "_confirm": "1"},
     )
     thresholds.refresh_from_db()
     assert thresholds.min_similarity == 0.2  # not saved
 
 
 def test_the_change_page_offers_the_preview(staff, data):
-    page = staff.get(f"/admin/search/thresholds/{data['thresholds'].pk}/change/").content.decode()
-    assert f'formaction="/admin/search/thresholds/{data["thresholds"].pk}/preview/"' in page
+    page = staff.get(f"/admin/catalog/tenantsettings/{data['thresholds'].pk}/change/").content.decode()
+    assert f'formaction="/admin/catalog/tenantsettings/{data["thresholds"].pk}/preview/"' in page

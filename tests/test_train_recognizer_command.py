@@ -11,7 +11,7 @@ from catalog.models import Media
 from search.models import RecognizerModel, RecognizerSuggestion
 from tests.catalogs import generated_catalog, unassigned, unit
 from tests.conftest import wait_for, wait_until_settled
-from tests.factories import ProductFactory, ThresholdsFactory
+from tests.factories import ProductFactory, TenantSettingsFactory
 from tests.media_files import jpeg_bytes
 
 
@@ -29,7 +29,7 @@ def model_setting(settings, tiny_model):
 @pytest.mark.django_db
 def test_inline_training_with_activation_reports_metrics_and_predicts(tenant, model_setting):
     catalog = generated_catalog(tenant, products=8)
-    ThresholdsFactory(tenant=tenant, auto_assign_confidence=0.9)
+    TenantSettingsFactory(tenant=tenant, auto_assign_confidence=0.9)
     sure = unassigned(tenant, catalog.centres[5])
     unsure = unassigned(tenant, unit(catalog.centres[1] + catalog.centres[2]))
 
@@ -66,7 +66,7 @@ def test_an_unknown_tenant_is_an_error():
 
 
 def test_following_a_worker_and_predicting_for_a_new_upload(worker, api, tenant, model_setting):
-    ThresholdsFactory(tenant=tenant, auto_assign_confidence=1.0)  # review everything
+    TenantSettingsFactory(tenant=tenant, auto_assign_confidence=1.0)  # review everything
     # Three products photographed three times each, in their own colours.
     colours = {"RED": (200, 30, 40), "BLUE": (30, 40, 200), "GREEN": (40, 190, 50)}
     ids = []

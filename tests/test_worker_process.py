@@ -5,9 +5,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from catalog.models import Media, VideoFrame
-from media_pipeline.queue import enqueue_processing
-from search.models import Embedding
+from catalog.models import Embedding, Media, VideoFrame
+from config.queues import enqueue_processing
 from tests.conftest import wait_for, wait_until_settled
 from tests.factories import MediaFactory
 from tests.media_files import video_bytes

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from catalog.errors import DomainError
-from media_pipeline.errors import TRANSIENT_ERRORS
+from config.transient import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 

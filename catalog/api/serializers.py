@@ -5,6 +5,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
+from catalog import formats
 from catalog.models import Media, Product
 
 
@@ -81,7 +82,7 @@ class MediaSerializer(serializers.ModelSerializer):
 
 
 class MediaUploadSerializer(StrictSerializer):
-    file = serializers.FileField(help_text="An image (JPEG, PNG, GIF, WebP) or video (MP4, MOV, WebM).")
+    file = serializers.FileField(help_text=f"{formats.describe()}.")
     product = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="SKU of the product the media shows."
     )
@@ -90,7 +91,7 @@ class MediaUploadSerializer(StrictSerializer):
 class PresignRequest(StrictSerializer):
     product = serializers.CharField(help_text="SKU of the product the media shows.")
     filename = serializers.CharField(max_length=255)
-    content_type = serializers.CharField(max_length=100, help_text="image/jpeg, image/png, ..., video/mp4, ...")
+    content_type = serializers.CharField(max_length=100, help_text=", ".join(formats.BY_CONTENT_TYPE))
 
 
 class PresignResponse(serializers.Serializer):

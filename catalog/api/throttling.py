@@ -8,7 +8,7 @@ import logging
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from media_pipeline.errors import TRANSIENT_ERRORS
+from config.transient import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 

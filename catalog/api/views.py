@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.api.filters import MediaFilter, ProductFilter
+from catalog.api.limits import UPLOAD, limit_body
 from catalog.api.serializers import (
     MediaSerializer,
     MediaUploadSerializer,
@@ -17,11 +18,11 @@ from catalog.api.serializers import (
 )
 from catalog.api.tenancy import TenantViewSet
 from catalog.media import delete_media
-from catalog.models import SKU_PATTERN, Media, Product
+from catalog.models import SKU_CHARS, Media, Product
 from catalog.presign import presigned_upload
 from catalog.products import create_product, delete_products
-from catalog.uploads import ingest_upload
-from media_pipeline.lifecycle import request_reprocess
+from catalog.transitions import request_reprocess
+from media_pipeline.uploads import ingest_upload
 
 
 class ProductViewSet(
@@ -35,7 +36,7 @@ class ProductViewSet(
     filterset_class = ProductFilter
     lookup_field = "sku"
     # Only what a SKU may be: anything else is a 404 before any query.
-    lookup_value_regex = SKU_PATTERN.strip("^$")
+    lookup_value_regex = SKU_CHARS
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def scope_queryset(self, queryset):
@@ -63,6 +64,7 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
     def scope_queryset(self, queryset):
         return queryset.select_related("product").annotate(frame_count=Count("frames")).order_by("-created_at", "-id")
 
+    @limit_body(UPLOAD)
     @extend_schema(
         request={"multipart/form-data": MediaUploadSerializer},
         responses={

@@ -7,10 +7,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from catalog import transitions
 from catalog.models import Media
-from media_pipeline.lifecycle import back_to_pending
-from media_pipeline.processing import fail
-from media_pipeline.sweeper import stuck_media
 from ops_console.dashboard import failure_reasons
 from ops_console.models import FailedMedia, StuckMedia
 
@@ -37,27 +35,27 @@ class StuckMediaAdmin(ReadOnlyMediaAdmin):
     actions = ["requeue", "mark_failed"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
-        return stuck_media(timezone.now()).select_related("tenant", "product")
+        return Media.objects.stuck(timezone.now()).select_related("tenant", "product")
 
     def get_ordering(self, request: HttpRequest):
         return ["processing_started_at", "pk"]  # oldest first
 
     @admin.display(description="stuck for")
     def stuck_for(self, media: Media) -> str:
-        minutes = int((timezone.now() - media.processing_started_at).total_seconds() // 60)
+        started = media.processing_started_at or timezone.now()
+        minutes = int((timezone.now() - started).total_seconds() // 60)
         return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
     @admin.action(description="Requeue selected stuck media")
     def requeue(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
-        ids = back_to_pending(Media.objects.filter(pk__in=queryset.values("pk"), status=Media.Status.PROCESSING))
+        ids = transitions.back_to_pending(Media.objects.processing().filter(pk__in=queryset.values("pk")))
         self.message_user(request, f"Requeued {len(ids)} stuck media.")
 
     @admin.action(description="Mark selected stuck media as failed")
     def mark_failed(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
         reason = f"Marked failed by {request.user.get_username()} after being stuck."
-        rows = queryset.values_list("pk", "claim_token")
-        count = sum(fail(pk, token, reason) for pk, token in rows)
-        self.message_user(request, f"Marked {count} stuck media as failed.")
+        ids = transitions.fail(Media.objects.processing().filter(pk__in=queryset.values("pk")), reason)
+        self.message_user(request, f"Marked {len(ids)} stuck media as failed.")
 
 
 class FailureReasonFilter(admin.SimpleListFilter):
@@ -81,12 +79,12 @@ class FailedMediaAdmin(ReadOnlyMediaAdmin):
     actions = ["reprocess"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
-        return super().get_queryset(request).filter(status=Media.Status.FAILED)
+        return super().get_queryset(request).failed()
 
     def get_ordering(self, request: HttpRequest):
         return ["-processed_at", "-pk"]
 
     @admin.action(description="Reprocess selected failed media (select all to take every item of the reason)")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
-        ids = back_to_pending(Media.objects.filter(pk__in=queryset.values("pk"), status=Media.Status.FAILED))
+        ids = transitions.back_to_pending(Media.objects.failed().filter(pk__in=queryset.values("pk")))
         self.message_user(request, f"Queued {len(ids)} failed media for processing again.")

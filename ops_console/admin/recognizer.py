@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 
 from catalog.errors import Conflict
 from catalog.models import Media, Tenant, VideoFrame
-from search import recognizer as recognizers
 from search.models import RecognizerModel, RecognizerSuggestion
+from search.recognizer import review, versions
 
 
 class TrainForm(forms.Form):
@@ -102,7 +102,7 @@ class RecognizerModelAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             tenant = form.cleaned_data["tenant"]
             try:
-                version = recognizers.start_training(tenant, request.user)
+                version = versions.start_training(tenant, request.user)
             except Conflict as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
@@ -122,7 +122,7 @@ class RecognizerModelAdmin(admin.ModelAdmin):
     def activate(self, request: HttpRequest, queryset: QuerySet[RecognizerModel]) -> None:
         for version in queryset.select_related("tenant").order_by("tenant", "-version"):
             try:
-                recognizers.activate(version)
+                versions.activate(version)
             except Conflict as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
@@ -136,7 +136,7 @@ class RecognizerModelAdmin(admin.ModelAdmin):
     def roll_back(self, request: HttpRequest, queryset: QuerySet[RecognizerModel]) -> None:
         for tenant in Tenant.objects.filter(pk__in=queryset.values("tenant")):
             try:
-                version = recognizers.rollback(tenant)
+                version = versions.rollback(tenant)
             except Conflict as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             else:
@@ -211,7 +211,7 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
     def accept_view(self, request: HttpRequest, pk: int):
         suggestion = get_object_or_404(RecognizerSuggestion, pk=pk)
         try:
-            product = recognizers.accept_suggestion(suggestion, int(request.POST.get("product", "0")))
+            product = review.accept_suggestion(suggestion, int(request.POST.get("product", "0")))
         except (Conflict, ValueError) as exc:
             self.message_user(request, getattr(exc, "message", "Choose one of the suggested products."), messages.ERROR)
         else:
@@ -226,7 +226,7 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
         accepted = 0
         for suggestion in queryset:
             try:
-                recognizers.accept_suggestion(suggestion, suggestion.candidates[0]["product"])
+                review.accept_suggestion(suggestion, suggestion.candidates[0]["product"])
             except Conflict:
                 continue
             accepted += 1

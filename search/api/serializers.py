@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.core.files.storage import default_storage
 from rest_framework import serializers
 
+from catalog import formats
 from catalog.api.serializers import StrictSerializer
+from catalog.models import Media
 from search.query import MAX_K
 
 
@@ -20,7 +23,9 @@ class SearchOptions(StrictSerializer):
 class ImageSearchRequest(SearchOptions):
     # A plain file: its content is checked by search.service.image_vector with
     # the upload rules, so refusals carry the same error codes.
-    file = serializers.FileField(help_text="A photo: JPEG, PNG, GIF or WebP, at most 10 MB.")
+    file = serializers.FileField(
+        help_text=f"A photo: {formats.describe(Media.Kind.IMAGE)}, at most {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
+    )
 
 
 class TextSearchRequest(SearchOptions):

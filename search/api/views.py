@@ -6,6 +6,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from catalog.api.limits import QUERY_IMAGE, limit_body
 from catalog.api.parsers import JSONParser
 from catalog.api.tenancy import TenantAPIView
 from catalog.models import ApiKey, Media
@@ -32,6 +33,7 @@ class SearchView(TenantAPIView):
 class ImageSearchView(SearchView):
     parser_classes = [MultiPartParser, FormParser]
 
+    @limit_body(QUERY_IMAGE)
     @extend_schema(request={"multipart/form-data": ImageSearchRequest}, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
         params = ImageSearchRequest(data=request.data)

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from catalog.errors import Conflict
+from catalog.models import ApiKey, Tenant
 from catalog.tenants import create_tenant
-from search.models import Thresholds
 
 
 class Command(BaseCommand):
@@ -14,10 +15,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug: str, name: str, **options):
         try:
-            tenant, plaintext = create_tenant(slug, name)
+            with transaction.atomic():
+                tenant = create_tenant(Tenant(slug=slug, name=name))
+                _, plaintext = ApiKey.issue(tenant, name="initial write key", scope=ApiKey.Scope.WRITE)
         except (ValueError, Conflict) as exc:
             raise CommandError(str(exc)) from exc
-        Thresholds.for_tenant(tenant)
         self.stdout.write(self.style.SUCCESS(f"Created tenant '{tenant.slug}' ({tenant.name})."))
         self.stdout.write("Write API key (copy it now, it is not shown again):")
         self.stdout.write(plaintext)

@@ -3,8 +3,8 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog import formats
 from catalog.aws import s3_client, sqs_client
-from catalog.storage_keys import ACCEPTED_EXTENSIONS
 
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT_S = 300
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                     }
                 },
             }
-            for extension in ACCEPTED_EXTENSIONS
+            for extension in formats.BY_EXTENSION
         ]
         s3.put_bucket_notification_configuration(
             Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}

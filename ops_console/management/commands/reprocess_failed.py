@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from catalog import transitions
 from catalog.batches import scoped
 from catalog.models import Media
-from media_pipeline.lifecycle import back_to_pending
 from ops_console.maintenance import DEFAULT_BATCH_SIZE, run_in_batches, tenant_or_error
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
 
     def handle(self, *args, tenant, older_than, error_contains, dry_run, batch_size, **options):
-        failed = scoped(Media.objects.filter(status=Media.Status.FAILED), tenant_or_error(tenant))
+        failed = scoped(Media.objects.failed(), tenant_or_error(tenant))
         if older_than:
             failed = failed.filter(processed_at__lt=timezone.now() - timedelta(minutes=older_than))
         if error_contains:
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             return
 
         def requeue(ids: list[int]) -> int:
-            return len(back_to_pending(Media.objects.filter(pk__in=ids, status=Media.Status.FAILED)))
+            return len(transitions.back_to_pending(Media.objects.failed().filter(pk__in=ids)))
 
         done = run_in_batches(failed, batch_size, requeue, self.stdout, "Requeueing failed media")
         self.stdout.write(self.style.SUCCESS(f"Requeued {done} failed media."))

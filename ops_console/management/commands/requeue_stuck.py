@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from catalog.batches import scoped
 from catalog.models import Media
-from media_pipeline.sweeper import fail_stuck, requeue_stuck, stuck_media
+from media_pipeline.sweeper import fail_stuck, requeue_stuck
 from ops_console.maintenance import DEFAULT_BATCH_SIZE, run_in_batches, tenant_or_error
 
 
@@ -20,14 +20,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, tenant, dry_run, batch_size, **options):
         now = timezone.now()
-        stuck = scoped(stuck_media(now), tenant_or_error(tenant))
+        stuck = scoped(Media.objects.stuck(now), tenant_or_error(tenant))
         if dry_run:
             self.stdout.write(f"{stuck.count()} media are stuck (dry run).")
             return
         counts = {"requeued": 0, "failed": 0}
 
         def settle(ids: list[int]) -> int:
-            counts["requeued"] += requeue_stuck(ids)
+            counts["requeued"] += requeue_stuck(ids, now)
             counts["failed"] += fail_stuck(ids, now)
             return len(ids)
 

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog.errors import Conflict
 from ops_console.maintenance import progress_bar, tenant_or_error
-from search import recognizer as recognizers
 from search.models import RecognizerModel
+from search.recognizer import predictions, versions
 
 POLL_INTERVAL_S = 1.0
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if tenant is None:
             raise CommandError("Name the tenant.")
         try:
-            version = recognizers.start_training(tenant, enqueue=not inline)
+            version = versions.start_training(tenant, enqueue=not inline)
         except Conflict as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Version {version.version} of {tenant.slug}'s recognizer queued.")
@@ -44,21 +44,21 @@ class Command(BaseCommand):
                 bar.set_postfix_str(message[:40], refresh=False)
 
             if inline:
-                row_progress = recognizers.progress_writer(version.pk)
+                row_progress = versions.progress_writer(version.pk)
 
                 def both(percent: int, message: str) -> None:
                     row_progress(percent, message)
                     show(percent, message)
 
-                version = recognizers.train(version, progress=both)
+                version = versions.train(version, progress=both)
             else:
                 version = self._follow(version, show, timeout)
         self._report(version)
         if activate and version.status == RecognizerModel.Status.READY:
-            recognizers.activate(version, predict=not inline)
+            versions.activate(version, predict=not inline)
             self.stdout.write(f"Version {version.version} is active.")
             if inline:
-                report = recognizers.predict_unassigned(tenant)
+                report = predictions.predict_unassigned(tenant)
                 self.stdout.write(
                     f"Unassigned media: {report.assigned} assigned, {report.waiting} waiting for review, "
                     f"{report.without_vectors} without vectors."

@@ -1,6 +1,6 @@
-"""A small sample catalog whose product photos the project draws itself, so the
-demo needs no download. Same seed, same bytes: reloading the demo finds its
-images already there instead of adding copies."""
+"""The demo's sample products and the photos and clip of them that the project
+draws itself, so the demo needs no download. Same seed, same bytes: reloading
+the demo finds its images already there instead of adding copies."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from catalog.models import Product, Tenant
-from catalog.uploads import UploadResult, ingest_upload
-
-DEMO_TENANT = "demo"
 IMAGES_PER_PRODUCT = 3
 VIDEO_SECONDS = 6
 VIDEO_FPS = 24
@@ -114,23 +110,3 @@ def product_video(product: SampleProduct) -> bytes:
         for packet in stream.encode():
             container.mux(packet)
     return buffer.getvalue()
-
-
-def load_sample_catalog(tenant: Tenant) -> list[UploadResult]:
-    results = []
-    for sample in SAMPLE_PRODUCTS:
-        product, _ = Product.objects.get_or_create(
-            tenant=tenant,
-            sku=sample.sku,
-            defaults={"title": sample.title, "category": sample.category, "attributes": {"shape": sample.shape}},
-        )
-        for variant in range(IMAGES_PER_PRODUCT):
-            data = product_image(sample, variant)
-            results.append(
-                ingest_upload(tenant, io.BytesIO(data), len(data), f"{sample.sku.lower()}-{variant}.jpg", product)
-            )
-    featured = SAMPLE_PRODUCTS[0]
-    video = product_video(featured)
-    product = Product.objects.get(tenant=tenant, sku=featured.sku)
-    results.append(ingest_upload(tenant, io.BytesIO(video), len(video), f"{featured.sku.lower()}-360.mp4", product))
-    return results

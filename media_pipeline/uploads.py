@@ -14,8 +14,8 @@ from django.db import connection, transaction
 
 from catalog.models import Media, Product, Tenant
 from catalog.storage_keys import media_key
+from config.queues import enqueue_processing
 from media_pipeline.probe import probe
-from media_pipeline.queue import enqueue_processing
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,7 @@
-"""Editing a tenant's thresholds, with every change recorded, and what a
-proposed value would do before it is saved."""
+"""What a tenant's settings do: previews of proposed values against the
+tenant's data as it is now (the settings page shows them before saving), and
+saving with the effects a change has beyond the row (a lowered auto-assign
+confidence assigns the review list's items that now reach it)."""
 
 from __future__ import annotations
 
@@ -11,18 +13,12 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Media
-from search.models import Embedding, ThresholdChange, Thresholds
+from catalog.models import EMBEDDING_DIMENSIONS, Embedding, Media, TenantSettings, TenantSettingsChange
+from catalog.tenant_settings import save_settings
+from media_pipeline.embedder import current_model_name
 from search.query import EXACT_SCAN_MAX_VECTORS
-from search.recognizer import apply_threshold, current_embedding_model, waiting_at
+from search.recognizer.review import apply_threshold, waiting_at
 
-EDITABLE = (
-    "min_similarity",
-    "near_duplicate_similarity",
-    "auto_assign_confidence",
-    "stuck_after_minutes",
-    "hnsw_ef_search",
-)
 # The near-duplicate and similarity previews compare every pair among the
 # tenant's newest images, up to this many: 5,000 images are 12.5 million
 # dot products of 512-d vectors, well under a second.
@@ -31,35 +27,20 @@ PREVIEW_CHUNK = 1_000
 
 
 @dataclass(frozen=True)
-class SavedThresholds:
-    changes: list[ThresholdChange]
+class SavedSettings:
+    changes: list[TenantSettingsChange]
     assigned: int  # waiting media the recognizer assigned under a lowered auto-assign threshold
 
 
 @transaction.atomic
-def save_thresholds(thresholds: Thresholds, user: Any | None) -> SavedThresholds:
-    """Save `thresholds` (already validated) and record each value that changed.
-    A lower auto-assign confidence assigns the review list's items that now reach it."""
-    previous = Thresholds.objects.select_for_update().filter(pk=thresholds.pk).first()
-    thresholds.updated_by = user if user is not None and user.is_authenticated else None
-    thresholds.save()
-    if previous is None:
-        return SavedThresholds([], 0)
-    changes = ThresholdChange.objects.bulk_create(
-        ThresholdChange(
-            thresholds=thresholds,
-            field=field,
-            old_value=str(getattr(previous, field)),
-            new_value=str(getattr(thresholds, field)),
-            changed_by=thresholds.updated_by,
-        )
-        for field in EDITABLE
-        if getattr(previous, field) != getattr(thresholds, field)
-    )
+def save_with_effects(tenant_settings: TenantSettings, user: Any | None) -> SavedSettings:
+    """Save `tenant_settings` (already validated), recording each change; a
+    lower auto-assign confidence assigns the review list's items that now reach it."""
+    previous, changes = save_settings(tenant_settings, user)
     assigned = 0
-    if thresholds.auto_assign_confidence < previous.auto_assign_confidence:
-        assigned = apply_threshold(thresholds.tenant, thresholds.auto_assign_confidence)
-    return SavedThresholds(changes, assigned)
+    if tenant_settings.auto_assign_confidence < previous.auto_assign_confidence:
+        assigned = apply_threshold(tenant_settings.tenant, tenant_settings.auto_assign_confidence)
+    return SavedSettings(changes, assigned)
 
 
 # --- previews ------------------------------------------------------------------
@@ -89,7 +70,7 @@ def nearest_image_similarities(tenant_id: int, model_name: str, limit: int = PRE
         .order_by("-media_id")
         .values_list("vector", flat=True)[:limit]
     )
-    vectors = np.asarray(list(rows), dtype=np.float32).reshape(-1, 512)
+    vectors = np.asarray(list(rows), dtype=np.float32).reshape(-1, EMBEDDING_DIMENSIONS)
     if len(vectors) < 2:
         return np.zeros(0, dtype=np.float32)
     nearest = np.empty(len(vectors), dtype=np.float32)
@@ -104,12 +85,12 @@ def _share(count: int, total: int) -> str:
     return f"{count} of {total} ({count / total:.0%})" if total else "no images yet"
 
 
-def preview(current: Thresholds, proposed: Thresholds, now: datetime | None = None) -> list[Effect]:
-    """What the current and the proposed values of a tenant's thresholds do
+def preview(current: TenantSettings, proposed: TenantSettings, now: datetime | None = None) -> list[Effect]:
+    """What the current and the proposed values of a tenant's settings do
     with its data as it is now."""
     now = now or timezone.now()
     tenant = current.tenant
-    nearest = nearest_image_similarities(tenant.pk, current_embedding_model())
+    nearest = nearest_image_similarities(tenant.pk, current_model_name())
     sampled = f" (its newest {PREVIEW_MAX_IMAGES})" if len(nearest) == PREVIEW_MAX_IMAGES else ""
 
     def duplicates(value: float) -> str:
@@ -126,13 +107,13 @@ def preview(current: Thresholds, proposed: Thresholds, now: datetime | None = No
     def assignments(value: float) -> str:
         return f"{waiting_at(tenant, value)} of the {waiting} media in the review list reach it"
 
-    processing = Media.objects.filter(tenant=tenant, status=Media.Status.PROCESSING)
+    processing = Media.objects.processing().filter(tenant=tenant)
 
     def stuck(value: int) -> str:
         count = processing.filter(processing_started_at__lt=now - timedelta(minutes=value)).count()
         return f"{count} media count as stuck"
 
-    vectors = Embedding.objects.filter(tenant=tenant, model_name=current_embedding_model()).count()
+    vectors = Embedding.objects.filter(tenant=tenant, model_name=current_model_name()).count()
 
     def ef_search(value: int) -> str:
         if vectors <= EXACT_SCAN_MAX_VECTORS:
@@ -147,13 +128,13 @@ def preview(current: Thresholds, proposed: Thresholds, now: datetime | None = No
         "hnsw_ef_search": ef_search,
     }
     effects = []
-    for field in EDITABLE:
+    for field in TenantSettings.EDITABLE:
         old, new = getattr(current, field), getattr(proposed, field)
         describe = described[field]
         effects.append(
             Effect(
                 field=field,
-                label=str(Thresholds._meta.get_field(field).verbose_name),
+                label=TenantSettings.label(field),
                 current_value=str(old),
                 proposed_value=str(new),
                 at_current=describe(old),

@@ -1,5 +1,11 @@
-"""Handing work to the workers. Always after commit: a worker must find the
-row it is told about, and a rolled-back row must not be processed."""
+"""Celery's queues and task names, and the one way work is handed to them.
+
+Every queue and task name is defined here and imported where it is used
+(settings' routes and beat schedule, the tasks' decorators, the senders), so a
+lower app can enqueue a higher app's task by name without importing it.
+Work is sent after commit: a worker must find the row it is told about, and
+a rolled-back row must not be processed.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,25 @@ import logging
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.db import transaction
+
+# Imported by config/settings.py for the queue and task names: the senders
+# import Celery, the database and the transient errors when they run.
 
 logger = logging.getLogger(__name__)
+
+# Media processing: uploads, S3 events, reprocessing. Workers that embed
+# listen here; nothing slow and rare waits behind a burst of uploads...
+QUEUE_MEDIA = "media"
+# ... and everything else (the sweeper, training, predictions, index builds)
+# here, so that a long training never holds back new media.
+QUEUE_MAINTENANCE = "maintenance"
+QUEUES = (QUEUE_MEDIA, QUEUE_MAINTENANCE)
 
 PROCESS_MEDIA_TASK = "media_pipeline.process_media"
 SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
 TRAIN_RECOGNIZER_TASK = "search.train_recognizer"
 PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
+SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
 
 
 def send_processing(media_ids: Iterable[int]) -> None:
@@ -25,12 +42,14 @@ def send_processing(media_ids: Iterable[int]) -> None:
     ids = list(media_ids)
     size = settings.MEDIA_TASK_BATCH_SIZE
     for start in range(0, len(ids), size):
-        app.send_task(PROCESS_MEDIA_TASK, args=[ids[start : start + size]], queue=settings.QUEUE_MEDIA)
+        app.send_task(PROCESS_MEDIA_TASK, args=[ids[start : start + size]], queue=QUEUE_MEDIA)
     logger.debug("enqueued %d media for processing", len(ids))
 
 
 def enqueue_processing(media_ids: Iterable[int]) -> None:
     """Send once the current transaction commits."""
+    from django.db import transaction
+
     ids = list(media_ids)
     if ids:
         # robust: a broker outage must not turn a stored upload into a 500; the
@@ -42,12 +61,14 @@ def enqueue_maintenance(task_name: str, *args: int, on_error: Callable[[Exceptio
     """Send a maintenance task (training, predictions) once the current
     transaction commits. A broker that refuses it is reported to `on_error`,
     which records it where the operator looks, or raised."""
+    from django.db import transaction
+
     from config.celery import app
-    from media_pipeline.errors import TRANSIENT_ERRORS
+    from config.transient import TRANSIENT_ERRORS
 
     def send() -> None:
         try:
-            app.send_task(task_name, args=list(args), queue=settings.QUEUE_MAINTENANCE)
+            app.send_task(task_name, args=list(args), queue=QUEUE_MAINTENANCE)
         except TRANSIENT_ERRORS as exc:
             if on_error is None:
                 raise

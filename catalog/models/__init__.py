@@ -1,0 +1,56 @@
+"""The catalog's models: tenants with their keys and settings (tenants.py);
+products, media, video frames and the vectors of both (media.py)."""
+
+from catalog.models.media import (
+    EMBEDDING_DIMENSIONS,
+    EMBEDDING_TABLE,
+    SHARED_INDEX_EF_CONSTRUCTION,
+    SHARED_INDEX_M,
+    SHARED_INDEX_NAME,
+    SKU_CHARS,
+    SKU_PATTERN,
+    Embedding,
+    Media,
+    MediaQuerySet,
+    Product,
+    VideoFrame,
+    sku_validator,
+)
+from catalog.models.tenants import (
+    API_KEY_PREFIX_LENGTH,
+    HNSW_EF_SEARCH_RANGE,
+    TENANT_SLUG_CHARS,
+    TENANT_SLUG_REGEX,
+    ApiKey,
+    Tenant,
+    TenantOwned,
+    TenantSettings,
+    TenantSettingsChange,
+    hash_api_secret,
+)
+
+__all__ = [
+    "API_KEY_PREFIX_LENGTH",
+    "EMBEDDING_DIMENSIONS",
+    "EMBEDDING_TABLE",
+    "HNSW_EF_SEARCH_RANGE",
+    "SHARED_INDEX_EF_CONSTRUCTION",
+    "SHARED_INDEX_M",
+    "SHARED_INDEX_NAME",
+    "SKU_CHARS",
+    "SKU_PATTERN",
+    "TENANT_SLUG_CHARS",
+    "TENANT_SLUG_REGEX",
+    "ApiKey",
+    "Embedding",
+    "Media",
+    "MediaQuerySet",
+    "Product",
+    "Tenant",
+    "TenantOwned",
+    "TenantSettings",
+    "TenantSettingsChange",
+    "VideoFrame",
+    "hash_api_secret",
+    "sku_validator",
+]
