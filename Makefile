@@ -56,10 +56,10 @@ browser: $(CHROMIUM_PATH)
 $(CHROMIUM_PATH):
 	$(APT) install -y --no-install-recommends chromium || ($(APT) update && $(APT) install -y --no-install-recommends chromium)
 
-# The suite gets its own PostgreSQL and Redis under .data/test, on their own
-# ports: it never touches the demo's data. pytest's exit code 5 (no tests
+# Lint first, then the suite, with its own PostgreSQL and Redis under
+# .data/test, on their own ports: it never touches the demo's data. pytest's exit code 5 (no tests
 # collected) fails the run.
-test: install browser
+test: install browser lint
 	$(PY) -m config.embedded_services start --data-dir $(TEST_DATA)
 	@STOCKMIND_SERVICES_ENV=$(TEST_DATA)/services.env MEDIA_ROOT=$(TEST_DATA)/media \
 		$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
@@ -80,9 +80,13 @@ bench: services
 soak: services model
 	$(PY) bench/soak_all.py $(SOAK_ARGS)
 
+# Style, types (mypy with django-stubs) and the apps' layers (import-linter,
+# contracts in pyproject.toml); `make test` runs it first.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(DEV) $(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 clean: stop
 	rm -rf $(DATA)

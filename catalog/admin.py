@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from catalog.media import delete_media
-from catalog.models import ApiKey, Embedding, Media, Product, Tenant, VideoFrame
+from catalog.models import ApiKey, Embedding, Media, MediaQuerySet, Product, Tenant, VideoFrame
 from catalog.products import delete_products
 from catalog.tenants import create_tenant
 from catalog.transitions import requeue
@@ -167,7 +167,7 @@ class MediaAdmin(admin.ModelAdmin):
         delete_media(queryset)
 
     @admin.action(description="Reprocess selected media (not those processing now)")
-    def reprocess(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
+    def reprocess(self, request: HttpRequest, queryset: MediaQuerySet) -> None:
         ids = requeue(queryset)
         skipped = queryset.count() - len(ids)
         self.message_user(request, f"Queued {len(ids)} media for processing; skipped {skipped} processing now.")

@@ -24,11 +24,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.errors import Conflict
-from catalog.models import Embedding, Media, VideoFrame
+from catalog.models import Embedding, Media, MediaQuerySet, VideoFrame
 from catalog.storage_keys import delete_files_on_commit
 from config.queues import enqueue_processing
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 MAX_REASON_LENGTH = 2000
 
 
-def _lock(media: QuerySet[Media]) -> list[int]:
+def _lock(media: MediaQuerySet) -> list[int]:
     """Lock the rows `media` selects, in id order (no deadlock between two
     callers), and return the ids of those it still selects once locked: a row
     may have changed while this waited for its lock."""
@@ -76,7 +76,7 @@ def claim(media_ids: Iterable[int], token: str) -> list[Media]:
     return list(Media.objects.select_related("tenant", "product").filter(pk__in=claimed).order_by("pk"))
 
 
-def _release(media: QuerySet[Media], **fields: Any) -> list[int]:
+def _release(media: MediaQuerySet, **fields: Any) -> list[int]:
     """Leave `processing` (or whatever state `media` selects) with `fields`."""
     ids = _lock(media)
     Media.objects.filter(pk__in=ids).update(claim_token="", processed_at=timezone.now(), **fields)
@@ -103,7 +103,7 @@ def mark_ready(media_id: int, token: str, **fields: Any) -> bool:
     )
 
 
-def fail(media: QuerySet[Media], reason: str) -> list[int]:
+def fail(media: MediaQuerySet, reason: str) -> list[int]:
     """Mark the items `media` selects failed with `reason`, and delete their
     vectors and frames (the frames' thumbnails once this commits): search
     never returns a failed item. Returns the ids failed. Select with the
@@ -121,7 +121,7 @@ def fail(media: QuerySet[Media], reason: str) -> list[int]:
     return ids
 
 
-def back_to_pending(media: QuerySet[Media], *, send: bool = True) -> list[int]:
+def back_to_pending(media: MediaQuerySet, *, send: bool = True) -> list[int]:
     """Put the items `media` selects back to `pending`, without a claim, and
     (with `send`) enqueue them after commit; returns their ids."""
     with transaction.atomic():
@@ -138,7 +138,7 @@ def back_to_pending(media: QuerySet[Media], *, send: bool = True) -> list[int]:
     return ids
 
 
-def requeue(media: QuerySet[Media]) -> list[int]:
+def requeue(media: MediaQuerySet) -> list[int]:
     """Reprocess the selected items on request. A live `processing` claim is
     left alone: the stuck sweeper releases those."""
     return back_to_pending(media.not_processing())

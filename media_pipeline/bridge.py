@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connection, transaction
 
@@ -25,6 +26,9 @@ from config.queues import send_processing
 from config.transient import TRANSIENT_ERRORS
 from media_pipeline.models import RejectedS3Event
 from media_pipeline.s3_events import MalformedMessage, ObjectEvent, newer, parse_message
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +121,7 @@ def _storable(text: str) -> str:
     return str(text).replace("\x00", "\\x00")
 
 
-def _reject(message: dict, reason: str, event: ObjectEvent | None = None) -> None:
+def _reject(message: MessageTypeDef, reason: str, event: ObjectEvent | None = None) -> None:
     slug = ""
     if event is not None and event.key.startswith("clients/"):
         slug = event.key.split("/")[1][:64]
@@ -133,7 +137,7 @@ def _reject(message: dict, reason: str, event: ObjectEvent | None = None) -> Non
     logger.warning("rejected S3 event %s %s: %s", message.get("MessageId"), event.key if event else "", reason)
 
 
-def process_message(message: dict) -> list[str]:
+def process_message(message: MessageTypeDef) -> list[str]:
     """Everything one SQS message asks for. Raises on transient trouble (the
     message must stay); permanent trouble is recorded and returned as 'rejected'."""
     try:
@@ -162,7 +166,7 @@ class Bridge:
         self.stopping = False
         self.unavailable = False  # a message of the batch in hand met a transient error
 
-    def receive(self) -> list[dict]:
+    def receive(self) -> list[MessageTypeDef]:
         response = self.client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch_size,
@@ -171,10 +175,10 @@ class Bridge:
         )
         return response.get("Messages", [])
 
-    def delete(self, message: dict) -> None:
+    def delete(self, message: MessageTypeDef) -> None:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def handle(self, message: dict) -> bool:
+    def handle(self, message: MessageTypeDef) -> bool:
         """Process one message and delete it when its work is safe; True if deleted."""
         message_id = message.get("MessageId")
         receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")

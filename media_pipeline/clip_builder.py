@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -19,7 +20,14 @@ from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProce
 
 from catalog.models import EMBEDDING_DIMENSIONS
 
-SIZES = {
+
+class ModelSize(TypedDict):
+    vision: dict[str, int]
+    text: dict[str, int]
+    text_vocab_size: int | None  # None: the tokenizer's own size
+
+
+SIZES: dict[str, ModelSize] = {
     # Small enough to build and run in a test in well under a second.
     "tiny": {
         "vision": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2},

@@ -55,5 +55,5 @@ def load_image(file: IO[bytes], min_side: int | None = None) -> tuple[Image.Imag
             width, height = height, width
         _draft(image, settings.IMAGE_DRAFT_MIN_SIDE if min_side is None else min_side)
         image.load()
-        image = ImageOps.exif_transpose(image) or image
-        return to_rgb(image), (width, height)
+        upright: Image.Image = ImageOps.exif_transpose(image) or image
+        return to_rgb(upright), (width, height)

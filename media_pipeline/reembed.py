@@ -10,7 +10,7 @@ most the batch in hand and the next run carries on where it stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +63,7 @@ def _video_images(media: Media, frames: list[VideoFrame], embedder: ClipEmbedder
     return images
 
 
-def _store(media: Media, frames: list[VideoFrame | None], vectors: np.ndarray, model_name: str) -> bool:
+def _store(media: Media, frames: Sequence[VideoFrame | None], vectors: np.ndarray, model_name: str) -> bool:
     """Write the vectors if the item is still ready with the same frames."""
     with transaction.atomic():
         locked = Media.objects.select_for_update().filter(pk=media.pk, status=Media.Status.READY).first()

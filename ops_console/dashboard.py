@@ -182,8 +182,8 @@ def _figures_by_tenant(now: datetime, tenant: Tenant | None) -> dict[int | None,
         figures[tenant_id].waiting_review = n
         figures[None].waiting_review += n
     # ROLLUP's total row has tenant_id NULL, the key of the total here too.
-    for tenant_id, avg, p95 in processing_times(now, tenant):
-        figures[tenant_id].avg_seconds, figures[tenant_id].p95_seconds = avg, p95
+    for scope_id, avg, p95 in processing_times(now, tenant):
+        figures[scope_id].avg_seconds, figures[scope_id].p95_seconds = avg, p95
     return figures
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -118,13 +119,15 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def _json_or_default(request: HttpRequest, status_code: int, code: str, message: str, default) -> HttpResponse:
+def _json_or_default(
+    request: HttpRequest, status_code: int, code: str, message: str, default: Callable[[], HttpResponse]
+) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(error_body(code, message), status=status_code)
     return default()
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views import defaults
 
     return _json_or_default(
@@ -132,7 +135,7 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
     )
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views import defaults
 
     return _json_or_default(
@@ -144,7 +147,7 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
     )
 
 
-def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     from django.views import defaults
 
     return _json_or_default(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.files.storage import default_storage
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from catalog import formats
@@ -94,9 +95,13 @@ class PresignRequest(StrictSerializer):
     content_type = serializers.CharField(max_length=100, help_text=", ".join(formats.BY_CONTENT_TYPE))
 
 
-class PresignResponse(serializers.Serializer):
-    url = serializers.URLField()
-    fields = serializers.DictField(child=serializers.CharField())
-    key = serializers.CharField()
-    expires_in = serializers.IntegerField()
-    max_size = serializers.IntegerField()
+PresignResponse = inline_serializer(
+    name="PresignResponse",
+    fields={
+        "url": serializers.URLField(),
+        "fields": serializers.DictField(child=serializers.CharField()),
+        "key": serializers.CharField(),
+        "expires_in": serializers.IntegerField(),
+        "max_size": serializers.IntegerField(),
+    },
+)

@@ -46,8 +46,8 @@ class ProductViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         product = create_product(self.tenant, **serializer.validated_data)
-        product.media_count = 0
-        return Response(self.get_serializer(product).data, status=status.HTTP_201_CREATED)
+        created = self.get_queryset().get(pk=product.pk)  # with its media count, as every product answer has
+        return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, sku: str) -> Response:
         product = self.get_object()
@@ -85,8 +85,9 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         )
 
     def _product_for(self, sku: str | None) -> Product | None:
-        if not sku:
-            return None
+        return self._product(sku) if sku else None
+
+    def _product(self, sku: str) -> Product:
         product = Product.objects.filter(tenant=self.tenant, sku=sku).first()
         if product is None:
             raise serializers.ValidationError({"product": [f"No product with sku '{sku}'."]})
@@ -103,7 +104,7 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         """A presigned S3 POST for one file; the upload then arrives through the S3 event."""
         params = PresignRequest(data=request.data)
         params.is_valid(raise_exception=True)
-        product = self._product_for(params.validated_data["product"])
+        product = self._product(params.validated_data["product"])
         post = presigned_upload(product, params.validated_data["filename"], params.validated_data["content_type"])
         return Response(post, status=status.HTTP_201_CREATED)
 

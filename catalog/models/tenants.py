@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -213,13 +214,20 @@ class TenantSettings(models.Model):
         return f"settings of {self.tenant.slug}"
 
     @classmethod
-    def default(cls, name: str):
+    def _setting(cls, name: str) -> models.Field:
+        field = cls._meta.get_field(name)
+        if not isinstance(field, models.Field) or name not in cls.EDITABLE:
+            raise ValueError(f"'{name}' is not a tenant setting.")
+        return field
+
+    @classmethod
+    def default(cls, name: str) -> Any:
         """The value a new tenant starts with for setting `name`."""
-        return cls._meta.get_field(name).get_default()
+        return cls._setting(name).get_default()
 
     @classmethod
     def label(cls, name: str) -> str:
-        return str(cls._meta.get_field(name).verbose_name)
+        return str(cls._setting(name).verbose_name)
 
 
 class TenantSettingsChange(models.Model):

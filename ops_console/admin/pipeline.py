@@ -79,7 +79,7 @@ class FailedMediaAdmin(ReadOnlyMediaAdmin):
     actions = ["reprocess"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
-        return super().get_queryset(request).failed()
+        return Media.objects.failed()
 
     def get_ordering(self, request: HttpRequest):
         return ["-processed_at", "-pk"]

@@ -177,7 +177,9 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def preview(self, suggestion: RecognizerSuggestion):
-        key = suggestion.media.storage_key if suggestion.media.kind == Media.Kind.IMAGE else suggestion.thumbnail_key
+        # thumbnail_key: the first frame's, annotated by get_queryset.
+        frame_key = getattr(suggestion, "thumbnail_key", "")
+        key = suggestion.media.storage_key if suggestion.media.kind == Media.Kind.IMAGE else frame_key
         if not key:
             return "—"
         return format_html(

@@ -16,11 +16,13 @@ from django.views.decorators.http import require_POST
 from catalog.models import TenantSettings, TenantSettingsChange
 from search.tuning import preview, save_with_effects
 
+HISTORY_COLUMNS = ("changed_at", "changed_by", "field", "old_value", "new_value")
+
 
 class TenantSettingsChangeInline(admin.TabularInline):
     model = TenantSettingsChange
-    fields = ["changed_at", "changed_by", "field", "old_value", "new_value"]
-    readonly_fields = fields
+    fields = HISTORY_COLUMNS
+    readonly_fields = HISTORY_COLUMNS
     extra = 0
     can_delete = False
     verbose_name_plural = "change history"
@@ -67,7 +69,7 @@ class TenantSettingsAdmin(admin.ModelAdmin):
         if "_confirm" in request.POST and form.is_valid():
             tenant_settings = form.save(commit=False)
             self.save_model(request, tenant_settings, form, change=True)
-            self.log_change(request, tenant_settings, self.construct_change_message(request, form, []))
+            self.log_change(request, tenant_settings, [{"changed": {"fields": form.changed_data}}])
             self.message_user(request, f"Saved the settings of {current.tenant.slug}.")
             return HttpResponseRedirect(reverse("admin:catalog_tenantsettings_change", args=[pk]))
         context = {

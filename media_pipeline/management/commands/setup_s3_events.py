@@ -1,10 +1,14 @@
 import json
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import formats
 from catalog.aws import s3_client, sqs_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import QueueConfigurationTypeDef
 
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT_S = 300
@@ -58,7 +62,7 @@ class Command(BaseCommand):
             },
         )
         # S3 allows one suffix per rule, so one configuration per accepted extension.
-        configurations = [
+        configurations: list[QueueConfigurationTypeDef] = [
             {
                 "Id": f"stockmind-{extension.lstrip('.')}",
                 "QueueArn": queue_arn,
