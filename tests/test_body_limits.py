@@ -80,3 +80,23 @@ def test_a_chunked_body_without_a_length_is_411(live_server, transactional_db):
     status, answer = raw_request(live_server, head, b"1c\r\n" + SMALL_BODY + b"\r\n0\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 411") and answer["error"]["code"] == "length_required"
     assert not Product.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.urls_renamed")
+@pytest.mark.parametrize(
+    ("path", "declared", "code"),
+    [
+        ("/api/v2/files/", 51 * MB, "file_too_large"),  # the upload view under another name
+        ("/api/v2/find-by-photo", 11 * MB, "file_too_large"),  # the query-photo view under another name
+        ("/api/v2/files/", 40 * MB, None),  # within the upload limit there too: read and answered
+        ("/api/v2/files/uploads/", 3 * MB, "request_too_large"),  # the same viewset's other action
+    ],
+)
+def test_a_limit_follows_its_view_to_any_route(api, path, declared, code):
+    response = api.generic("POST", path, SMALL_BODY, content_type="application/json", CONTENT_LENGTH=str(declared))
+    if code is None:
+        assert response.status_code != 413
+        return
+    assert response.status_code == 413 and error_code(response) == code
+    assert response.json()["error"]["detail"]["size"] == declared
