@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from catalog.errors import Conflict
@@ -59,9 +59,10 @@ def claim(media_ids: Iterable[int], token: str) -> list[Media]:
     every time is not retried forever. Gone, done, failed or held by another
     task: not claimed."""
     ids = list(media_ids)
-    redelivered = Q(status=Media.Status.PROCESSING, claim_token=token, attempts__lt=settings.MEDIA_MAX_ATTEMPTS)
+    pending = Media.objects.pending()
+    redelivered = Media.objects.held_by(token).filter(attempts__lt=settings.MEDIA_MAX_ATTEMPTS)
     with transaction.atomic():
-        claimed = _lock(Media.objects.filter(Q(status=Media.Status.PENDING) | redelivered, pk__in=ids))
+        claimed = _lock((pending | redelivered).filter(pk__in=ids))
         Media.objects.filter(pk__in=claimed).update(
             status=Media.Status.PROCESSING,
             claim_token=token,

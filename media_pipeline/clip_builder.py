@@ -77,7 +77,7 @@ def _train_merges(limit: int) -> list[str]:
         ]
     )
     trainer = trainers.BpeTrainer(
-        vocab_size=512 + limit,
+        vocab_size=2 * len(pre_tokenizers.ByteLevel.alphabet()) + limit,  # the bytes, with and without </w>
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         end_of_word_suffix="</w>",
         show_progress=False,

@@ -40,7 +40,7 @@ class ReembedReport:
 def missing(model_name: str, tenant: Tenant | None = None) -> QuerySet[Media]:
     """Ready media without vectors of `model_name`."""
     has_vectors = Embedding.objects.filter(media=OuterRef("pk"), model_name=model_name)
-    return scoped(Media.objects.filter(status=Media.Status.READY).exclude(Exists(has_vectors)), tenant)
+    return scoped(Media.objects.ready().exclude(Exists(has_vectors)), tenant)
 
 
 def other_models(model_name: str, tenant: Tenant | None = None) -> QuerySet[Embedding]:
@@ -66,7 +66,7 @@ def _video_images(media: Media, frames: list[VideoFrame], embedder: ClipEmbedder
 def _store(media: Media, frames: Sequence[VideoFrame | None], vectors: np.ndarray, model_name: str) -> bool:
     """Write the vectors if the item is still ready with the same frames."""
     with transaction.atomic():
-        locked = Media.objects.select_for_update().filter(pk=media.pk, status=Media.Status.READY).first()
+        locked = Media.objects.ready().select_for_update().filter(pk=media.pk).first()
         if locked is None:
             return False
         current = set(VideoFrame.objects.filter(media=media).values_list("pk", flat=True))
@@ -84,7 +84,7 @@ def _store(media: Media, frames: Sequence[VideoFrame | None], vectors: np.ndarra
 def reembed_batch(ids: list[int], embedder: ClipEmbedder, report: ReembedReport) -> None:
     """Vectors of `embedder`'s model for the given media: the images of the
     batch in one pass through the model, each video on its own."""
-    media = list(Media.objects.filter(pk__in=ids, status=Media.Status.READY).order_by("pk"))
+    media = list(Media.objects.ready().filter(pk__in=ids).order_by("pk"))
     report.busy += len(ids) - len(media)
     images: list[tuple[Media, Image.Image]] = []
     for item in media:

@@ -81,7 +81,7 @@ def fail_missing_files(tenant: Tenant | None, *, dry_run: bool, batch_size: int,
     """Media (not failed) whose stored file is gone: failed with the reason.
     Not those being processed: their worker records the failure itself."""
     found = 0
-    for ids in _walk(scoped(Media.objects.exclude(status=Media.Status.FAILED), tenant), batch_size, progress):
+    for ids in _walk(scoped(Media.objects.not_failed(), tenant), batch_size, progress):
         rows = Media.objects.filter(pk__in=ids).values_list("pk", "storage_key")
         gone = [pk for pk, key in rows if not default_storage.exists(key)]
         found += len(gone)

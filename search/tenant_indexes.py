@@ -187,7 +187,28 @@ def sync(
     return result
 
 
-def reindex_statements(tenant_id: int) -> list[str]:
-    """Rebuild a tenant's existing indexes in place, without blocking searches."""
+def own_indexes(tenant_id: int) -> list[str]:
+    """The names of the tenant's own indexes that exist now."""
     prefix = f"{TENANT_INDEX_PREFIX}{tenant_id}_"
-    return [indexes.reindex_statement(name) for name in sorted(existing()) if name.startswith(prefix)]
+    return [name for name in sorted(existing()) if name.startswith(prefix)]
+
+
+def planned_statements(tenant_id: int | None = None) -> tuple[SyncPlan, list[str]]:
+    """What `sync` would run now (of every tenant's indexes, or of one's), and
+    for one tenant what `rebuild_tenant` adds: its kept index rebuilt in place."""
+    todo = plan(tenant_id=tenant_id)
+    result = statements(todo)
+    if tenant_id is not None:
+        fresh = {index.name for index in todo.create} | set(todo.drop)
+        result += [indexes.reindex_statement(name) for name in own_indexes(tenant_id) if name not in fresh]
+    return todo, result
+
+
+def rebuild_tenant(tenant_id: int, progress: Progress | None = None) -> SyncResult:
+    """One tenant's own index: built if missing, dropped if obsolete, else
+    rebuilt in place (REINDEX CONCURRENTLY: searches go on)."""
+    result = sync(tenant_id=tenant_id, progress=progress)
+    if not result.skipped:
+        kept = [name for name in own_indexes(tenant_id) if name not in set(result.created)]
+        indexes.run([indexes.reindex_statement(name) for name in kept], progress)
+    return result

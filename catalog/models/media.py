@@ -55,6 +55,9 @@ class MediaQuerySet(models.QuerySet["Media"]):
     def failed(self) -> MediaQuerySet:
         return self.filter(status=Media.Status.FAILED)
 
+    def not_failed(self) -> MediaQuerySet:
+        return self.exclude(status=Media.Status.FAILED)
+
     def processing(self) -> MediaQuerySet:
         return self.filter(status=Media.Status.PROCESSING)
 

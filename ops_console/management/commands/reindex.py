@@ -56,25 +56,23 @@ class Command(BaseCommand):
             for statement in statements:
                 self.stdout.write(statement + ";")
             return
-        indexes.run(statements, progress=lambda line: self.stdout.write(f"  {line}"))
+        indexes.run(statements, progress=self._say)
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(f"  {line}")
 
     def _plan_tenant_indexes(self, tenant_id: int | None) -> None:
-        todo = tenant_indexes.plan(tenant_id=tenant_id)
-        statements = tenant_indexes.statements(todo)
-        if tenant_id is not None:
-            fresh = {index.name for index in todo.create} | set(todo.drop)
-            statements += [s for s in tenant_indexes.reindex_statements(tenant_id) if s.split()[-1] not in fresh]
+        todo, statements = tenant_indexes.planned_statements(tenant_id)
         self._run(statements, dry_run=True)
         self.stdout.write(f"-- tenant indexes: {len(todo.create)} to build, {len(todo.drop)} to drop, {todo.kept} kept")
 
     def _sync_tenant_indexes(self, tenant_id: int | None) -> None:
-        result = tenant_indexes.sync(tenant_id=tenant_id, progress=lambda line: self.stdout.write(f"  {line}"))
+        say = self._say
+        result = (
+            tenant_indexes.sync(progress=say) if tenant_id is None else tenant_indexes.rebuild_tenant(tenant_id, say)
+        )
         if result.skipped:
             raise CommandError("Another sync of the tenant indexes is running (beat or a command): try again later.")
-        if tenant_id is not None:
-            # Its kept index is rebuilt in place: what `--tenant` asks for.
-            statements = tenant_indexes.reindex_statements(tenant_id)
-            self._run([s for s in statements if s.split()[-1] not in set(result.created)], dry_run=False)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Tenant indexes: {len(result.created)} built, {len(result.dropped)} dropped, {result.kept} kept."
