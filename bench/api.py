@@ -26,42 +26,44 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    ROOT,
+    BENCH_LOG_DIR,
+    QUERY_WORDS,
     Server,
-    Table,
-    emit,
+    add_products,
+    api_session,
     in_threads,
     median,
     new_tenant,
     percentile,
+    set_up_django,
     use_bench_database,
-    verdict,
     vit_b_32,
 )
+from bench.report import Table, emit, verdict
 
-LOG_DIR = ROOT / ".data" / "bench" / "logs"
 TARGET_P95_MS = {"image": 80.0, "text": 40.0}
 CONCURRENT_CLIENTS = 8
-WORDS = "red blue green leather canvas running shoe boot bag jacket dress watch lamp chair table mug".split()
+WARM_UPS = 10  # requests before one client's are timed: every worker, caches
+ENDPOINTS = ("image", "text")
+QUERY_IMAGES = 20
 
 
 def load_catalog(vectors: int) -> str:
     """One tenant with `vectors` image vectors over vectors/10 products; its write key."""
-    from catalog.models import Embedding, Media, Product
+    from catalog.models import Embedding, Media
     from media_pipeline.embedder import model_name_for
     from search.tenant_indexes import sync
 
     rng = np.random.default_rng(3)
     tenant, key = new_tenant("bench-api", "bench api")
-    products = Product.objects.bulk_create(
-        Product(tenant=tenant, sku=f"sku-{i}", title=f"product {i}") for i in range(max(1, vectors // 10))
-    )
+    products = add_products(tenant, max(1, vectors // 10), sku_prefix="sku-")
     media = Media.objects.bulk_create(
         Media(
             tenant=tenant,
@@ -105,10 +107,7 @@ def query_images(count: int) -> list[bytes]:
 
 class Client:
     def __init__(self, server: Server, key: str, images: list[bytes], seed: int):
-        import requests
-
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.session = api_session(key)
         self.server, self.images = server, images
         self.rng = np.random.default_rng(seed)
 
@@ -120,14 +119,14 @@ class Client:
                 self.server.url("/api/v1/search/image"), files={"file": ("query.jpg", image, "image/jpeg")}
             )
         else:
-            words = " ".join(self.rng.choice(WORDS, size=3))
+            words = " ".join(self.rng.choice(QUERY_WORDS, size=3))
             response = self.session.post(self.server.url("/api/v1/search/text"), json={"query": words})
         return (time.perf_counter() - started) * 1000, response.status_code == 200
 
 
 def one_client(client: Client, endpoint: str, requests_: int) -> tuple[list[float], int]:
-    for _ in range(10):
-        client.search(endpoint)  # warm-up: every worker, caches
+    for _ in range(WARM_UPS):
+        client.search(endpoint)
     latencies, errors = [], 0
     for _ in range(requests_):
         ms, ok = client.search(endpoint)
@@ -153,6 +152,42 @@ def concurrent(clients: list[Client], endpoint: str, seconds: float) -> tuple[li
     return latencies, errors[0], len(latencies) / seconds_taken
 
 
+@dataclass
+class Rounds:
+    """Per endpoint, each round's figures, and the errors and requests of all rounds."""
+
+    single: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # one client: (p50, p95)
+    loaded: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # (req/s, p50, p95)
+    errors: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for endpoint in ENDPOINTS:
+            self.single[endpoint], self.loaded[endpoint] = [], []
+            self.errors[endpoint] = self.counts[endpoint] = 0
+
+
+def measure(server: Server, key: str, images: list[bytes], args) -> Rounds:
+    """Each round, each endpoint: one client, then CONCURRENT_CLIENTS at once."""
+    rounds = Rounds()
+    for round_ in range(args.rounds):
+        for endpoint in ENDPOINTS:
+            latencies, failed = one_client(Client(server, key, images, round_), endpoint, args.requests)
+            rounds.single[endpoint].append((median(latencies), percentile(latencies, 95)))
+            rounds.errors[endpoint] += failed
+            clients = [Client(server, key, images, 100 * round_ + n) for n in range(CONCURRENT_CLIENTS)]
+            latencies, failed, rate = concurrent(clients, endpoint, args.seconds)
+            rounds.loaded[endpoint].append((rate, median(latencies), percentile(latencies, 95)))
+            rounds.errors[endpoint] += failed
+            rounds.counts[endpoint] += args.requests + len(latencies)
+            print(
+                f"round {round_ + 1} /search/{endpoint}: one client p95 {rounds.single[endpoint][-1][1]:.1f} ms, "
+                f"{CONCURRENT_CLIENTS} clients {rate:.1f} req/s",
+                flush=True,
+            )
+    return rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vectors", type=int, default=5000)
@@ -166,40 +201,21 @@ def main() -> None:
     use_bench_database("stockmind_bench_api")
     os.environ["CLIP_MODEL"] = str(vit_b_32())
     os.environ.pop("CLIP_PRECISION", None)
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    BENCH_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    set_up_django()
     key = load_catalog(args.vectors)
-    images = query_images(20)
-    server = Server({}, args.workers, LOG_DIR / "api-gunicorn.log", threads=args.threads)
-    single: dict[str, list[tuple[float, float]]] = {"image": [], "text": []}
-    loaded: dict[str, list[tuple[float, float, float]]] = {"image": [], "text": []}
-    errors = {"image": 0, "text": 0}
-    counts = {"image": 0, "text": 0}
+    images = query_images(QUERY_IMAGES)
+    server = Server({}, args.workers, BENCH_LOG_DIR / "api-gunicorn.log", threads=args.threads)
     try:
-        for round_ in range(args.rounds):
-            for endpoint in ("image", "text"):
-                latencies, failed = one_client(Client(server, key, images, round_), endpoint, args.requests)
-                single[endpoint].append((median(latencies), percentile(latencies, 95)))
-                errors[endpoint] += failed
-                clients = [Client(server, key, images, 100 * round_ + n) for n in range(CONCURRENT_CLIENTS)]
-                latencies, failed, rate = concurrent(clients, endpoint, args.seconds)
-                loaded[endpoint].append((rate, median(latencies), percentile(latencies, 95)))
-                errors[endpoint] += failed
-                counts[endpoint] += args.requests + len(latencies)
-                print(
-                    f"round {round_ + 1} /search/{endpoint}: one client p95 {single[endpoint][-1][1]:.1f} ms, "
-                    f"{CONCURRENT_CLIENTS} clients {rate:.1f} req/s",
-                    flush=True,
-                )
+        rounds = measure(server, key, images, args)
         peaks = server.peak_rss_mb()
     finally:
         server.stop()
+    emit(search_table(args, rounds))
+    emit(memory_table(peaks))
 
+
+def search_table(args, rounds: Rounds) -> Table:
     table = Table(
         "api",
         f"Search API through gunicorn ({args.workers} worker x {args.threads} threads, int8), a tenant of "
@@ -211,16 +227,16 @@ def main() -> None:
             "p95 ms",
             "target p95",
             "verdict",
-            "8 clients req/s",
+            f"{CONCURRENT_CLIENTS} clients req/s",
             "p50 ms",
             "p95 ms",
             "errors",
         ],
     )
-    for endpoint in ("image", "text"):
-        p50 = median([s[0] for s in single[endpoint]])
-        p95 = median([s[1] for s in single[endpoint]])
-        rate, lp50, lp95 = (median([x[i] for x in loaded[endpoint]]) for i in range(3))
+    for endpoint in ENDPOINTS:
+        p50 = median([s[0] for s in rounds.single[endpoint]])
+        p95 = median([s[1] for s in rounds.single[endpoint]])
+        rate, lp50, lp95 = (median([x[i] for x in rounds.loaded[endpoint]]) for i in range(3))
         target = TARGET_P95_MS[endpoint]
         table.add(
             f"POST /api/v1/search/{endpoint}",
@@ -231,17 +247,20 @@ def main() -> None:
             rate,
             lp50,
             lp95,
-            f"{errors[endpoint]} of {counts[endpoint]:,}",
+            f"{rounds.errors[endpoint]} of {rounds.counts[endpoint]:,}",
         )
     table.notes.append(
-        f"One client: {args.requests} requests a round after 10 warm-ups; {CONCURRENT_CLIENTS} clients: "
+        f"One client: {args.requests} requests a round after {WARM_UPS} warm-ups; {CONCURRENT_CLIENTS} clients: "
         f"{args.seconds:.0f} s a round. Image queries are 1024x768 JPEGs (about 60 KB); text queries three words."
     )
-    emit(table)
-    memory = Table("memory", "Web memory: peak resident set of the gunicorn processes", ["process", "peak RSS, MiB"])
+    return table
+
+
+def memory_table(peaks: dict[str, float]) -> Table:
+    table = Table("memory", "Web memory: peak resident set of the gunicorn processes", ["process", "peak RSS, MiB"])
     for process, mib in peaks.items():
-        memory.add(f"web {process}" + (" (model loaded)" if process != "main" else ""), mib)
-    emit(memory)
+        table.add(f"web {process}" + (" (model loaded)" if process != "main" else ""), mib)
+    return table
 
 
 if __name__ == "__main__":

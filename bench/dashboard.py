@@ -16,18 +16,18 @@ out its timeout whether workers run or not.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.common import use_bench_database  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import median, set_up_django, use_bench_database
 
 TENANTS = 50
 INDEX = "media_processed_at"
+PING_TIMEOUT_S = 0.5
+PING_RUNS = 3
+LABEL_WIDTH = 44
 
 
 def load(media: int) -> None:
@@ -76,7 +76,7 @@ def timed(function, runs: int) -> float:
         started = time.perf_counter()
         function()
         samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+    return median(samples)
 
 
 def measure(runs: int) -> dict[str, float]:
@@ -114,34 +114,40 @@ def main() -> None:
     args = parser.parse_args()
 
     use_bench_database()
-    import django
-
-    django.setup()
+    set_up_django()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection
 
-    call_command("migrate", verbosity=0)
     get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-password-123")
     load(args.media)
+    with_index, without_index = measure_with_and_without_index(args.runs)
+    from config.celery import app
 
-    with_index = measure(args.runs)
+    ping = timed(lambda: app.control.ping(timeout=PING_TIMEOUT_S), PING_RUNS)
+    print_table(args, with_index, without_index, ping)
+
+
+def measure_with_and_without_index(runs: int) -> tuple[dict[str, float], dict[str, float]]:
+    """The timings with the index, then without it (dropped and created again)."""
+    from django.db import connection
+
+    with_index = measure(runs)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT indexdef FROM pg_indexes WHERE indexname = '{INDEX}'")  # noqa: S608
         definition = cursor.fetchone()[0]
         cursor.execute(f"DROP INDEX {INDEX}")
-        without_index = measure(args.runs)
+        without_index = measure(runs)
         cursor.execute(definition)
-    from config.celery import app
+    return with_index, without_index
 
-    ping = timed(lambda: app.control.ping(timeout=0.5), 3)
 
+def print_table(args, with_index: dict[str, float], without_index: dict[str, float], ping: float) -> None:
     print(f"\n{args.media} media in {TENANTS} tenants, median of {args.runs} runs (ms)")
-    header = f"{'':<44} {'with index':>10} {'without':>10}"
+    header = f"{'':<{LABEL_WIDTH}} {'with index':>10} {'without':>10}"
     print(header + "\n" + "-" * len(header))
     for name, value in with_index.items():
-        print(f"{name:<44} {value:>10.1f} {without_index[name]:>10.1f}")
-    print(f"{'a broadcast ping instead (timeout 0.5 s)':<44} {ping:>10.1f}")
+        print(f"{name:<{LABEL_WIDTH}} {value:>10.1f} {without_index[name]:>10.1f}")
+    ping_label = f"a broadcast ping instead (timeout {PING_TIMEOUT_S} s)"
+    print(f"{ping_label:<{LABEL_WIDTH}} {ping:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import run_scripts
-from bench.run_all import database_versions, machine, versions
+from bench.common import ROOT
+from bench.report import MISSED, Section, failures_lines, page_head, run_scripts, write_page
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "RELIABILITY.md"
 
 # (script, arguments, arguments with --quick)
@@ -31,36 +30,53 @@ SCRIPTS = [
     ("soak_faults.py", [], ["--items", "200", "--rate", "6", "--kills", "2", "--outage", "5"]),
     ("soak_load.py", [], ["--seconds", "10", "--burst", "60", "--warm-up", "3"]),
 ]
-# (heading, the requirement as the issue puts it, table keys, the key of its checks)
-SECTIONS = [
+# (the section of a requirement as the issue puts it, the key of its checks)
+REQUIREMENTS = [
     (
-        "1. Faults during an ingest: nothing lost",
-        "During an ingest of 2,000 items through the real Celery worker: the worker killed with SIGKILL five "
-        "times at random moments; Redis stopped and restarted once; PostgreSQL stopped and restarted once; the "
-        "SQS bridge killed between enqueueing and deleting a message. After recovery (sweeper and retries, no "
-        "hand work), every item is `ready` or `failed` with a reason, with exactly one set of embeddings each.",
-        "faults",
+        Section(
+            "1. Faults during an ingest: nothing lost",
+            ("faults", "faults-verdict"),
+            "During an ingest of 2,000 items through the real Celery worker: the worker killed with SIGKILL five "
+            "times at random moments; Redis stopped and restarted once; PostgreSQL stopped and restarted once; the "
+            "SQS bridge killed between enqueueing and deleting a message. After recovery (sweeper and retries, no "
+            "hand work), every item is `ready` or `failed` with a reason, with exactly one set of embeddings each.",
+        ),
         "faults-verdict",
     ),
     (
-        "2. Load through the HTTP server",
-        "Against the real HTTP server on loopback (gunicorn with several workers, a Celery worker running): 8 "
-        "concurrent clients for 60 seconds mixing searches (image, text, similar), uploads and lists, then a "
-        "burst of 500 uploads: zero 5xx, no lost upload (every accepted upload ends ready or failed with a "
-        "reason), p95 reported per endpoint; the resident memory of every process before and after (growth "
-        "beyond 10% flagged).",
-        "load",
+        Section(
+            "2. Load through the HTTP server",
+            ("load", "load-verdict"),
+            "Against the real HTTP server on loopback (gunicorn with several workers, a Celery worker running): 8 "
+            "concurrent clients for 60 seconds mixing searches (image, text, similar), uploads and lists, then a "
+            "burst of 500 uploads: zero 5xx, no lost upload (every accepted upload ends ready or failed with a "
+            "reason), p95 reported per endpoint; the resident memory of every process before and after (growth "
+            "beyond 10% flagged).",
+        ),
         "load-verdict",
     ),
 ]
+MET = "**met**"
 
 
-def verdict(tables: list[dict], key: str) -> str:
-    checks = [table for table in tables if table["key"] == key]
+def requirement_verdict(tables: list[dict], checks_key: str) -> str:
+    checks = [table for table in tables if table["key"] == checks_key]
     if not checks:
         return "not established (the script did not finish: see its failure above)"
-    missed = [row[0] for table in checks for row in table["rows"] if "MISSED" in row]
-    return "**missed**: " + "; ".join(missed) if missed else "**met**"
+    missed = [row[0] for table in checks for row in table["rows"] if MISSED in row]
+    return "**missed**: " + "; ".join(missed) if missed else MET
+
+
+def introduction(quick: bool) -> str:
+    return (
+        f"Written by `make soak` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"{' (--quick: 200 items, fewer faults, 10 s of load; not figures to quote)' if quick else ''}. "
+        "Long runs of a whole deployment on loopback, with faults and under load, checked in the database "
+        "afterwards. They run on the demo's PostgreSQL and Redis (`make services`), each in a database and a "
+        "Redis database of its own, with the tiny CLIP (`make model`): what is measured is whether anything is "
+        "lost, not speed (`make bench` measures that). Logs of every process are under `.data/soak/logs/`; "
+        "the scripts and what they do are in bench/README.md."
+    )
 
 
 def main() -> None:
@@ -72,41 +88,16 @@ def main() -> None:
     started = time.monotonic()
     tables, seconds_each, failures = run_scripts(SCRIPTS, args.quick, args.only)
     timings = [f"{script} {seconds / 60:.1f} min" for script, seconds in seconds_each]
-
-    verdicts = [(heading, verdict(tables, checks)) for heading, _, _, checks in SECTIONS]
-    lines = [
-        "# Reliability",
-        "",
-        f"Written by `make soak` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        f"{' (--quick: 200 items, fewer faults, 10 s of load; not figures to quote)' if args.quick else ''}. "
-        "Long runs of a whole deployment on loopback, with faults and under load, checked in the database "
-        "afterwards. They run on the demo's PostgreSQL and Redis (`make services`), each in a database and a "
-        "Redis database of its own, with the tiny CLIP (`make model`): what is measured is whether anything is "
-        "lost, not speed (`make bench` measures that). Logs of every process are under `.data/soak/logs/`; "
-        "the scripts and what they do are in bench/README.md.",
-        "",
-        *machine(),
-        f"- {versions()}",
-        f"- {database_versions()}",
-        f"- Run time: {(time.monotonic() - started) / 60:.1f} min ({', '.join(timings)})",
-        "",
-        "## Verdicts",
-        "",
-        *(f"- {heading}: {result}" for heading, result in verdicts),
-        "",
-    ]
-    if failures:
-        lines += ["**Failed:** " + "; ".join(failures), ""]
-    for heading, requirement, key, checks in SECTIONS:
-        lines += [f"## {heading}", "", f"> {requirement}", ""]
-        section = [table for table in tables if table["key"] in (key, checks)]
-        lines += [part for table in section for part in (table["markdown"], "")] or ["(not run)", ""]
-    OUTPUT.parent.mkdir(exist_ok=True)
-    OUTPUT.write_text("\n".join(lines))
-    print(f"\nWrote {OUTPUT.relative_to(ROOT)} in {(time.monotonic() - started) / 60:.1f} min.")
+    verdicts = [(section.heading, requirement_verdict(tables, checks)) for section, checks in REQUIREMENTS]
+    lines = page_head("Reliability", introduction(args.quick), started, timings)
+    lines += ["## Verdicts", "", *(f"- {heading}: {result}" for heading, result in verdicts), ""]
+    lines += failures_lines(failures)
+    for section, _ in REQUIREMENTS:
+        lines += section.lines(tables)
+    write_page(OUTPUT, lines, started)
     for heading, result in verdicts:
         print(f"{heading}: {result}")
-    if failures or any(result != "**met**" for _, result in verdicts):
+    if failures or any(result != MET for _, result in verdicts):
         sys.exit("; ".join(failures) or "a requirement was missed")
 
 

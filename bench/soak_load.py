@@ -37,24 +37,34 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import soak_files
-from bench.common import Table, emit, in_threads, percentile, use_bench_database
-from bench.soak_common import (
-    LOG_DIR,
+from bench.common import (
+    QUERY_WORDS,
     SOAK_DIR,
+    SOAK_LOG_DIR,
     Beat,
     DemoServices,
+    ItemCheck,
     Server,
     Worker,
-    alive_children,
+    add_products,
+    api_session,
     check_items,
+    children,
     end,
     flush_redis_database,
+    in_threads,
+    new_tenant,
+    percentile,
     rss_mb,
-    settled_counts,
+    set_up_django,
     tiny_model,
+    upload,
+    use_bench_database,
     use_redis_database,
+    wait_settled,
 )
-from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
+from bench.report import Check, Table, checks_table, emit, passed
+from config.queues import QUEUES
 
 DATABASE = "stockmind_soak_load"
 REDIS_DATABASE = 6
@@ -63,8 +73,10 @@ TENANT = "soak-load"
 PRODUCTS = 30
 SEED_PHOTOS = 120
 SEED_CLIPS = 4
+SEED_TIMEOUT_S = 600
 THREADS = 4
 GROWTH_FLAG = 0.10
+SETTLE_POLL_S = 0.5
 # The mix of the load phase: (endpoint, weight).
 MIX = [
     ("POST /search/image", 20),
@@ -74,7 +86,20 @@ MIX = [
     ("GET /media/ (list)", 15),
     ("GET /products/ (list)", 10),
 ]
-WORDS = "red blue green leather canvas running shoe boot bag jacket dress watch lamp chair table mug".split()
+ENDPOINT_COLUMNS = [
+    "phase",
+    "endpoint",
+    "requests",
+    "req/s",
+    "2xx",
+    "4xx",
+    "429",
+    "5xx",
+    "no answer",
+    "p50 ms",
+    "p95 ms",
+    "max ms",
+]
 
 
 @dataclass
@@ -104,10 +129,7 @@ class Shared:
 
 class Client:
     def __init__(self, server: Server, key: str, shared: Shared, seed: int):
-        import requests
-
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.session = api_session(key)
         self.server, self.shared = server, shared
         self.rng = random.Random(seed)
 
@@ -136,21 +158,17 @@ class Client:
                 url("/api/v1/search/image"), files={"file": ("q.jpg", image, "image/jpeg")}, timeout=60
             )
         if endpoint == "POST /search/text":
-            query = " ".join(rng.sample(WORDS, 3))
+            query = " ".join(rng.sample(QUERY_WORDS, 3))
             return self.session.post(url("/api/v1/search/text"), json={"query": query}, timeout=60)
         if endpoint == "GET /search/similar/{id}":
             media_id = shared.similar_ids[rng.randrange(len(shared.similar_ids))]
             return self.session.get(url(f"/api/v1/search/similar/{media_id}?k=10"), timeout=60)
         if endpoint.startswith("POST /media/"):
-            upload = shared.next_upload()
-            if upload is None:
+            file = shared.next_upload()
+            if file is None:
                 return None
-            return self.session.post(
-                url("/api/v1/media/"),
-                data={"product": f"SKU-{rng.randrange(PRODUCTS)}"},
-                files={"file": (upload.name, upload.data, upload.content_type)},
-                timeout=60,
-            )
+            sku = f"SKU-{rng.randrange(PRODUCTS)}"
+            return upload(self.session, self.server, sku, file.name, file.data, file.content_type)
         if endpoint == "GET /media/ (list)":
             return self.session.get(url(f"/api/v1/media/?page={rng.randint(1, 3)}"), timeout=60)
         return self.session.get(url("/api/v1/products/"), timeout=60)
@@ -159,42 +177,21 @@ class Client:
 def seed_tenant(server: Server, clients: int) -> tuple[list[str], list[int]]:
     """The tenant, its products and one write key per client; the seed catalog
     uploaded through the API and processed; returns the keys and the ready ids."""
-    import requests
-
-    from bench.common import new_tenant
-    from catalog.models import ApiKey, Product
+    from catalog.models import ApiKey, Media
 
     tenant, first = new_tenant(TENANT, "Soak: load")
-    Product.objects.bulk_create(Product(tenant=tenant, sku=f"SKU-{n}", title=f"product {n}") for n in range(PRODUCTS))
+    add_products(tenant, PRODUCTS)
     keys = [first] + [ApiKey.issue(tenant, f"client {n}", scope=ApiKey.Scope.WRITE)[1] for n in range(1, clients)]
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {first}"
+    session = api_session(first)
     files = [soak_files.image(500_000 + n) for n in range(SEED_PHOTOS)]
     files += [soak_files.video(600_000 + n) for n in range(SEED_CLIPS)]
     ids = []
     for n, f in enumerate(files):
-        response = session.post(
-            server.url("/api/v1/media/"),
-            data={"product": f"SKU-{n % PRODUCTS}"},
-            files={"file": (f.name, f.data, f.content_type)},
-            timeout=60,
-        )
+        response = upload(session, server, f"SKU-{n % PRODUCTS}", f.name, f.data, f.content_type)
         response.raise_for_status()
         ids.append(response.json()["id"])
-    return keys, wait_settled(ids, timeout=600)
-
-
-def wait_settled(media_ids: list[int], timeout: float) -> list[int]:
-    """Wait until none is pending or processing (or the timeout); returns the ready ids."""
-    from catalog.models import Media
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = settled_counts(media_ids)
-        if not counts.get("pending") and not counts.get("processing"):
-            break
-        time.sleep(0.5)
-    return list(Media.objects.filter(pk__in=media_ids, status="ready").values_list("pk", flat=True))
+    wait_settled(ids, SEED_TIMEOUT_S, poll=SETTLE_POLL_S, strict=False)
+    return keys, list(Media.objects.filter(pk__in=ids).ready().values_list("pk", flat=True))
 
 
 def run_mix(clients: list[Client], seconds: float, phase: str) -> float:
@@ -226,13 +223,28 @@ def run_burst(clients: list[Client], count: int) -> float:
 def memory(server: Server, worker: Worker, beat: Beat) -> dict[str, tuple[int, float]]:
     """Resident memory now of every process: name -> (pid, MiB)."""
     found = {"gunicorn master": (server.process.pid, rss_mb(server.process.pid))}
-    for n, pid in enumerate(sorted(alive_children(server.process.pid))):
+    for n, pid in enumerate(sorted(children(server.process.pid))):
         found[f"gunicorn worker {n + 1}"] = (pid, rss_mb(pid))
     found["celery worker (main)"] = (worker.process.pid, rss_mb(worker.process.pid))
-    for n, pid in enumerate(sorted(alive_children(worker.process.pid))):
+    for n, pid in enumerate(sorted(children(worker.process.pid))):
         found[f"celery pool child {n + 1}"] = (pid, rss_mb(pid))
     found["celery beat"] = (beat.process.pid, rss_mb(beat.process.pid))
     return found
+
+
+@dataclass
+class LoadRun:
+    """What the run measured."""
+
+    shared: Shared
+    accepted: dict[int, str]  # media id -> phase, every upload accepted
+    check: ItemCheck
+    # Resident memory of every process: after the warm-up, after the load, at the end.
+    ram_samples: tuple[dict, dict, dict]
+    load_seconds: float
+    burst_seconds: float
+    settle_seconds: float  # from the burst's end until every accepted upload settled
+    tenant_media: int = 0  # the tenant's media in all, read once the processes are stopped
 
 
 def main() -> None:
@@ -248,103 +260,146 @@ def main() -> None:
     args = parser.parse_args()
 
     began = time.monotonic()
-    DemoServices()  # both running, or stop here with the reason
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(MEDIA_ROOT, ignore_errors=True)
-    use_bench_database(DATABASE)
-    redis_url = use_redis_database(REDIS_DATABASE)
-    os.environ.update({"CLIP_MODEL": str(tiny_model()), "MEDIA_ROOT": str(MEDIA_ROOT)})
-    for name in ("CLIP_PRECISION", "API_RATE_LIMIT", "DJANGO_DEBUG", "S3_BUCKET_NAME", "SQS_QUEUE_URL"):
-        os.environ.pop(name, None)  # production's defaults, the filesystem storage
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    worker = Worker([QUEUE_MEDIA, QUEUE_MAINTENANCE], {}, LOG_DIR / "load-worker.log", "INFO")
-    beat = Beat({}, LOG_DIR / "load-beat.log", SOAK_DIR / "load-beat-schedule")
+    redis_url = set_up()
+    worker = Worker(QUEUES, {}, SOAK_LOG_DIR / "load-worker.log", "INFO")
+    beat = Beat({}, SOAK_LOG_DIR / "load-beat.log", SOAK_DIR / "load-beat-schedule")
     server = None
     try:
         # Several web processes on two cores: one torch thread each, or their
         # OpenMP teams oversubscribe the cores (searches ten times slower).
         web_env = {"CLIP_TORCH_THREADS": "1"}
-        server = Server(web_env, args.web_workers, LOG_DIR / "load-gunicorn.log", threads=THREADS)
-        keys, ready_ids = seed_tenant(server, args.clients)
-        print(f"seeded: {len(ready_ids)} ready items; making the files to upload", flush=True)
-        shared = Shared(
-            # More than the load phase can send (it sends about 5 a second).
-            uploads=[soak_files.image(700_000 + n) for n in range(int((args.seconds + args.warm_up) * 20))]
-            + [soak_files.video(800_000 + n) for n in range(int((args.seconds + args.warm_up) / 2))],
-            queries=[soak_files.image(900_000 + n).data for n in range(20)],
-            similar_ids=ready_ids,
-        )
-        random.Random(1).shuffle(shared.uploads)
-        clients = [Client(server, keys[n], shared, n) for n in range(args.clients)]
-        for client in clients:  # a warm-up: every kind of request once per client ...
-            for endpoint, _ in MIX:
-                client.request(endpoint, "warm-up")
-        # ... then the mix itself for a while: the web processes' threads, their
-        # allocator arenas and torch's buffers for every query size reach their
-        # working size, so that growth measured from here is growth, not start-up.
-        print(f"warm-up: {args.clients} clients for {args.warm_up:.0f} s", flush=True)
-        run_mix(clients, args.warm_up, "warm-up")
-        before = memory(server, worker, beat)
-        print(f"load: {args.clients} clients for {args.seconds:.0f} s", flush=True)
-        load_seconds = run_mix(clients, args.seconds, "load")
-        after_load = memory(server, worker, beat)
-        burst_uploads = [soak_files.image(1_000_000 + n) for n in range(args.burst)]
-        with shared.lock:
-            shared.uploads = burst_uploads
-        print(f"burst: {args.burst} uploads", flush=True)
-        burst_seconds = run_burst(clients, args.burst)
-        accepted = dict(shared.accepted)
-        print(f"waiting for {len(accepted)} accepted uploads to settle", flush=True)
-        settle_started = time.monotonic()
-        wait_settled(list(accepted), args.settle_timeout)
-        settle_seconds = time.monotonic() - settle_started
-        after = memory(server, worker, beat)
-        check = check_items(list(accepted))
+        server = Server(web_env, args.web_workers, SOAK_LOG_DIR / "load-gunicorn.log", threads=THREADS)
+        run = run_load(args, server, worker, beat)
     finally:
         if server is not None:
             end(server)
         end(worker)
         end(beat)
         flush_redis_database(redis_url)
-    ram = (before, after_load, after)
-    report(args, shared, accepted, check, ram, load_seconds, burst_seconds, settle_seconds, began)
-
-
-def report(args, shared, accepted, check, ram_samples, load_seconds, burst_seconds, settle_seconds, began) -> None:
     from catalog.models import Media
 
-    answers = [a for a in shared.answers if a.phase in ("load", "burst")]
+    run.tenant_media = Media.objects.filter(tenant__slug=TENANT).count()
+    report(args, run, began)
+
+
+def set_up() -> str:
+    """Its database and Redis database, production's settings, the filesystem
+    storage and the tiny model; returns the Redis URL."""
+    DemoServices()  # both running, or stop here with the reason
+    SOAK_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(MEDIA_ROOT, ignore_errors=True)
+    use_bench_database(DATABASE)
+    redis_url = use_redis_database(REDIS_DATABASE)
+    os.environ.update({"CLIP_MODEL": str(tiny_model()), "MEDIA_ROOT": str(MEDIA_ROOT)})
+    for name in ("CLIP_PRECISION", "API_RATE_LIMIT", "DJANGO_DEBUG", "S3_BUCKET_NAME", "SQS_QUEUE_URL"):
+        os.environ.pop(name, None)  # production's defaults, the filesystem storage
+    set_up_django()
+    return redis_url
+
+
+def run_load(args, server: Server, worker: Worker, beat: Beat) -> LoadRun:
+    """The seed catalog, a warm-up, the load, the burst, and the wait until
+    every accepted upload settled."""
+    keys, ready_ids = seed_tenant(server, args.clients)
+    print(f"seeded: {len(ready_ids)} ready items; making the files to upload", flush=True)
+    shared = Shared(
+        # More than the load phase can send (it sends about 5 a second).
+        uploads=[soak_files.image(700_000 + n) for n in range(int((args.seconds + args.warm_up) * 20))]
+        + [soak_files.video(800_000 + n) for n in range(int((args.seconds + args.warm_up) / 2))],
+        queries=[soak_files.image(900_000 + n).data for n in range(20)],
+        similar_ids=ready_ids,
+    )
+    random.Random(1).shuffle(shared.uploads)
+    clients = [Client(server, keys[n], shared, n) for n in range(args.clients)]
+    for client in clients:  # a warm-up: every kind of request once per client ...
+        for endpoint, _ in MIX:
+            client.request(endpoint, "warm-up")
+    # ... then the mix itself for a while: the web processes' threads, their
+    # allocator arenas and torch's buffers for every query size reach their
+    # working size, so that growth measured from here is growth, not start-up.
+    print(f"warm-up: {args.clients} clients for {args.warm_up:.0f} s", flush=True)
+    run_mix(clients, args.warm_up, "warm-up")
+    before = memory(server, worker, beat)
+    print(f"load: {args.clients} clients for {args.seconds:.0f} s", flush=True)
+    load_seconds = run_mix(clients, args.seconds, "load")
+    after_load = memory(server, worker, beat)
+    burst_uploads = [soak_files.image(1_000_000 + n) for n in range(args.burst)]
+    with shared.lock:
+        shared.uploads = burst_uploads
+    print(f"burst: {args.burst} uploads", flush=True)
+    burst_seconds = run_burst(clients, args.burst)
+    accepted = dict(shared.accepted)
+    print(f"waiting for {len(accepted)} accepted uploads to settle", flush=True)
+    settle_started = time.monotonic()
+    wait_settled(list(accepted), args.settle_timeout, poll=SETTLE_POLL_S, strict=False)
+    settle_seconds = time.monotonic() - settle_started
+    after = memory(server, worker, beat)
+    check = check_items(list(accepted))
+    ram_samples = (before, after_load, after)
+    return LoadRun(shared, accepted, check, ram_samples, load_seconds, burst_seconds, settle_seconds)
+
+
+@dataclass
+class ProcessMemory:
+    """One process's resident memory over the run, MiB."""
+
+    name: str
+    pid: int
+    start: float
+    after_load: float
+    end: float
+    growth: float  # from the start to the end, a fraction
+    flag: str  # why it is flagged; "" if it is not
+
+
+def memory_growth(before: dict, after_load: dict, after: dict) -> list[ProcessMemory]:
+    """Each process's memory from the samples; grown beyond GROWTH_FLAG or
+    started again meanwhile, flagged."""
+    found = []
+    for name in sorted(set(before) | set(after), key=list({**before, **after}).index):
+        pid_before, mib_before = before.get(name, (0, 0.0))
+        pid_after, mib_after = after.get(name, (0, 0.0))
+        growth = round((mib_after - mib_before) / mib_before, 3) if mib_before else 0.0
+        flag = ""
+        if pid_before != pid_after:
+            flag = f"restarted (pid {pid_before} -> {pid_after})"
+        elif growth > GROWTH_FLAG:
+            flag = f"grew more than {GROWTH_FLAG:.0%}"
+        middle = after_load.get(name, (0, 0.0))[1]
+        found.append(ProcessMemory(name, pid_after or pid_before, mib_before, middle, mib_after, growth, flag))
+    return found
+
+
+# --- the tables ---------------------------------------------------------------------
+
+
+def report(args, run: LoadRun, began: float) -> None:
+    answers = [a for a in run.shared.answers if a.phase in ("load", "burst")]
     by_endpoint: dict[tuple[str, str], list[Answer]] = defaultdict(list)
     for answer in answers:
         by_endpoint[(answer.phase, answer.endpoint)].append(answer)
+    processes = memory_growth(*run.ram_samples)
+    emit(endpoints_table(args, run, answers, by_endpoint))
+    emit(accepted_table(run))
+    emit(memory_table(args, processes))
+    checks = load_checks(run.check, answers, by_endpoint, processes)
+    minutes = (time.monotonic() - began) / 60
+    emit(checks_table("load-verdict", "Load: the checks", checks, "Requirement 2 (load)", minutes, unmet="flagged"))
+    if not passed(checks):
+        sys.exit(1)
+
+
+def endpoints_table(args, run: LoadRun, answers: list[Answer], by_endpoint: dict) -> Table:
     table = Table(
         "load",
         f"{args.clients} clients for {args.seconds:.0f} s, then a burst of {args.burst} uploads, through gunicorn "
         f"({args.web_workers} workers x {THREADS} threads) with a Celery worker running",
-        [
-            "phase",
-            "endpoint",
-            "requests",
-            "req/s",
-            "2xx",
-            "4xx",
-            "429",
-            "5xx",
-            "no answer",
-            "p50 ms",
-            "p95 ms",
-            "max ms",
-        ],
+        ENDPOINT_COLUMNS,
     )
     for (phase, endpoint), group in sorted(by_endpoint.items(), key=lambda item: (item[0][0] != "load", item[0][1])):
         statuses = Counter(a.status for a in group)
         ms = [a.ms for a in group]
-        seconds = load_seconds if phase == "load" else burst_seconds
+        seconds = run.load_seconds if phase == "load" else run.burst_seconds
         table.add(
             phase,
             endpoint,
@@ -365,90 +420,77 @@ def report(args, shared, accepted, check, ram_samples, load_seconds, burst_secon
     table.notes.append(
         f"The mix: {', '.join(f'{e} {w}%' for e, w in MIX)}. Image queries are generated photos of 160-512 px; "
         f"uploads are new photos (JPEG, one in eight PNG) and 3 s clips; the burst, {args.burst} new photos sent "
-        f"by the {args.clients} clients at once, took {burst_seconds:.1f} s. Each client has its own API key "
+        f"by the {args.clients} clients at once, took {run.burst_seconds:.1f} s. Each client has its own API key "
         "(rate limit 1,200/min per key). The web processes run with CLIP_TORCH_THREADS=1 (several processes on "
         "the machine's cores; the worker keeps torch's default)."
     )
-    emit(table)
+    return table
 
-    outcome = Table(
+
+def accepted_table(run: LoadRun) -> Table:
+    check = run.check
+    table = Table(
         "load",
         "Every accepted upload, after the run",
         ["uploads accepted", "ready", "failed", "pending/processing", "missing", "wrong vectors", "settled after"],
     )
-    outcome.add(
-        len(accepted),
+    table.add(
+        len(run.accepted),
         check.by_status.get("ready", 0),
         check.by_status.get("failed", 0),
         len(check.unsettled),
         len(check.missing),
         len(check.bad_vectors),
-        f"{settle_seconds:.0f} s after the burst",
+        f"{run.settle_seconds:.0f} s after the burst",
     )
     for reason, n in sorted(check.reasons.items(), key=lambda item: -item[1]):
-        outcome.notes.append(f"- failed {n}x: {reason}")
-    phases = Counter(accepted.values())
-    outcome.notes.append(
+        table.notes.append(f"- failed {n}x: {reason}")
+    phases = Counter(run.accepted.values())
+    table.notes.append(
         f"Accepted during the warm-up {phases['warm-up']}, the load {phases['load']}, "
         f"the burst {phases['burst']}; vectors {check.vectors:,} "
         f"({check.frames} for video frames). Tenant media in all: "
-        f"{Media.objects.filter(tenant__slug=TENANT).count():,}."
+        f"{run.tenant_media:,}."
     )
-    emit(outcome)
+    return table
 
-    before, after_load, after = ram_samples
-    ram = Table(
+
+def memory_table(args, processes: list[ProcessMemory]) -> Table:
+    table = Table(
         "load",
         f"Resident memory (RSS) of every process: after a warm-up ({args.warm_up:.0f} s of the same mix), after the "
         f"{args.seconds:.0f} s of load, and after the burst once every upload was processed",
         ["process", "pid", "start, MiB", "after the load", "at the end", "growth", "flag"],
     )
-    flagged = []
-    for name in sorted(set(before) | set(after), key=list({**before, **after}).index):
-        pid_before, mib_before = before.get(name, (0, 0.0))
-        pid_after, mib_after = after.get(name, (0, 0.0))
-        growth = round((mib_after - mib_before) / mib_before, 3) if mib_before else 0.0
-        flag = ""
-        if pid_before != pid_after:
-            flag = f"restarted (pid {pid_before} -> {pid_after})"
-        elif growth > GROWTH_FLAG:
-            flag = f"grew more than {GROWTH_FLAG:.0%}"
-        if flag:
-            flagged.append(f"{name}: {flag}")
-        middle = after_load.get(name, (0, 0.0))[1]
-        ram.add(name, pid_after or pid_before, mib_before, middle, mib_after, f"{growth:+.1%}", flag or "-")
-    emit(ram)
+    for p in processes:
+        table.add(p.name, p.pid, p.start, p.after_load, p.end, f"{p.growth:+.1%}", p.flag or "-")
+    return table
 
+
+def load_checks(
+    check: ItemCheck, answers: list[Answer], by_endpoint: dict, processes: list[ProcessMemory]
+) -> list[Check]:
     fives = sum(1 for a in answers if a.status >= 500 or a.status == 0)
     too_many = sum(1 for a in answers if a.status == 429)
-    checks = [
-        ("no 5xx (nor a request left unanswered)", f"{fives} of {len(answers):,}", fives == 0, True),
-        (
+    flagged = [f"{p.name}: {p.flag}" for p in processes if p.flag]
+    return [
+        Check("no 5xx (nor a request left unanswered)", f"{fives} of {len(answers):,}", fives == 0),
+        Check(
             "no upload lost: every accepted upload ready or failed with a reason",
             f"{len(check.missing)} missing, {len(check.unsettled)} unsettled, "
             f"{len(check.failed_without_reason)} failed without a reason",
             not (check.missing or check.unsettled or check.failed_without_reason),
-            True,
         ),
-        ("exactly one set of vectors each", f"{len(check.bad_vectors)} wrong", not check.bad_vectors, True),
-        ("p95 reported per endpoint", f"{len(by_endpoint)} endpoint and phase pairs", bool(by_endpoint), True),
-        (
+        Check("exactly one set of vectors each", f"{len(check.bad_vectors)} wrong", not check.bad_vectors),
+        Check("p95 reported per endpoint", f"{len(by_endpoint)} endpoint and phase pairs", bool(by_endpoint)),
+        Check(
             f"no process grew more than {GROWTH_FLAG:.0%} (flagged, not failed)",
             "; ".join(flagged) or "none flagged",
             not flagged,
-            False,
+            required=False,
         ),
-        ("429 answers (counted apart)", str(too_many), too_many == 0, False),
+        Check("429 answers (counted apart)", str(too_many), too_many == 0, required=False),
     ]
-    table = Table("load-verdict", "Load: the checks", ["check", "found", "verdict"])
-    for name, found, ok, required in checks:
-        table.add(name, found, "met" if ok else ("MISSED" if required else "flagged"))
-    passed = all(ok for _, _, ok, required in checks if required)
-    minutes = (time.monotonic() - began) / 60
-    table.notes.append(f"Requirement 2 (load): **{'met' if passed else 'MISSED'}**. Run time {minutes:.1f} min.")
-    emit(table)
-    if not passed:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

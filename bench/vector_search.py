@@ -40,8 +40,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import Table, emit, median, percentile, use_bench_database, verdict
+from bench.common import drop_bench_database, median, percentile, set_up_django, use_bench_database
+from bench.report import Table, emit, verdict
 
+# The vector column's size (catalog.models.EMBEDDING_DIMENSIONS, checked once Django is
+# set up: the vectors are built before).
 DIM = 512
 MODEL = "bench"
 CENTRES = 200
@@ -51,6 +54,32 @@ TARGET_P95_MS = 10.0
 TARGET_RECALL = 0.95
 BENCH_DB = "stockmind_bench_vector"  # its own, so that it can run beside another benchmark
 PG_EPOCH_US = 946_684_800 * 1_000_000  # PostgreSQL timestamps count from 2000-01-01
+COPY_CHUNK = 1 << 24  # bytes written to COPY at a time
+# Where the storage comparison keeps the vector: its label -> the column's STORAGE.
+STORAGES = {"in TOAST (EXTERNAL, before)": "EXTERNAL", "in the row (MAIN, migration 0005)": "MAIN"}
+SEARCH_COLUMNS = [
+    "tenant",
+    "vectors",
+    "plan chosen",
+    "exact p50",
+    "exact p95",
+    "chosen p50",
+    "chosen p95",
+    "recall@10",
+    "p95 target",
+    "recall target",
+]
+GROWTH_COLUMNS = [
+    "total vectors",
+    "tenant sizes",
+    "own indexes",
+    "index build s",
+    "smallest p95",
+    "middle p95",
+    "largest p95",
+    "largest exact p95",
+    "lowest recall@10",
+]
 
 
 def tenant_sizes(total: int, tenants: int, smallest: int, largest: int) -> list[int]:
@@ -72,13 +101,18 @@ def tenant_sizes(total: int, tenants: int, smallest: int, largest: int) -> list[
     return [*result, largest]
 
 
+def cluster_centres() -> np.ndarray:
+    """The subjects the stored vectors and the queries group around: the same for both."""
+    return np.random.default_rng(0).standard_normal((CENTRES, DIM))
+
+
 def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.ndarray:
     vectors = centres[rng.integers(0, len(centres), count)] + NOISE * rng.standard_normal((count, DIM), np.float32)
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
 def copy_rows(tenant_id: int, media_ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """catalog_embedding rows in COPY's binary format, built by numpy."""
+    """Rows of the vectors' table (EMBEDDING_TABLE) in COPY's binary format, built by numpy."""
     model = MODEL.encode()
     row = np.dtype(
         [
@@ -112,56 +146,67 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
     [(tenant id, vectors)], smallest first."""
     from django.db import connection
 
-    rng = np.random.default_rng(seed)
-    centres = np.random.default_rng(0).standard_normal((CENTRES, DIM))
-    tenants = []
+    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_NAME
     from search import tenant_indexes
 
+    rng = np.random.default_rng(seed)
+    centres = cluster_centres()
+    tenants = []
     with connection.cursor() as cursor:
         # No HNSW index while the rows go in: each would take them one by one.
-        for name in [*tenant_indexes.existing(), "embedding_vector_hnsw"]:
+        for name in [*tenant_indexes.existing(), SHARED_INDEX_NAME]:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
-        cursor.execute("TRUNCATE catalog_embedding, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
+        cursor.execute(f"TRUNCATE {EMBEDDING_TABLE}, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
         for number, size in enumerate(sizes):
-            cursor.execute(
-                "INSERT INTO catalog_tenant (slug, name, is_active, created_at) VALUES (%s, %s, true, now())"
-                " RETURNING id",
-                [f"bench-{number}", f"bench {number}"],
-            )
-            tenant_id = cursor.fetchone()[0]
-            cursor.execute(
-                "INSERT INTO catalog_media (tenant_id, kind, source, storage_key, original_filename, content_type,"
-                " size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag, s3_sequencer)"
-                " SELECT %s, 'image', 'upload', 'bench/' || i, '', 'image/jpeg', 1000, '', 'ready', 1, '', now(),"
-                " now(), '', '', '' FROM generate_series(1, %s) AS i RETURNING id",
-                [tenant_id, size],
-            )
-            media_ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
-            data = copy_rows(tenant_id, media_ids, clustered(rng, size, centres))
-            with cursor.cursor.copy(
-                "COPY catalog_embedding (tenant_id, media_id, model_name, vector, created_at) FROM STDIN BINARY"
-            ) as copy:
-                copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, no extension
-                for start in range(0, len(data), 1 << 24):
-                    copy.write(data[start : start + (1 << 24)])
-                copy.write(b"\xff\xff")  # end of data
+            tenant_id, media_ids = _insert_tenant(cursor, number, size)
+            _copy_vectors(cursor, copy_rows(tenant_id, media_ids, clustered(rng, size, centres)))
             tenants.append((tenant_id, size))
-        cursor.execute("VACUUM ANALYZE catalog_embedding")
+        cursor.execute(f"VACUUM ANALYZE {EMBEDDING_TABLE}")
     return tenants
 
 
+def _insert_tenant(cursor, number: int, size: int) -> tuple[int, np.ndarray]:
+    """Tenant `number` and `size` ready images of it: its id and theirs."""
+    cursor.execute(
+        "INSERT INTO catalog_tenant (slug, name, is_active, created_at) VALUES (%s, %s, true, now()) RETURNING id",
+        [f"bench-{number}", f"bench {number}"],
+    )
+    tenant_id = cursor.fetchone()[0]
+    cursor.execute(
+        "INSERT INTO catalog_media (tenant_id, kind, source, storage_key, original_filename, content_type,"
+        " size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag, s3_sequencer)"
+        " SELECT %s, 'image', 'upload', 'bench/' || i, '', 'image/jpeg', 1000, '', 'ready', 1, '', now(),"
+        " now(), '', '', '' FROM generate_series(1, %s) AS i RETURNING id",
+        [tenant_id, size],
+    )
+    return tenant_id, np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+
+
+def _copy_vectors(cursor, data: bytes) -> None:
+    from catalog.models import EMBEDDING_TABLE
+
+    with cursor.cursor.copy(
+        f"COPY {EMBEDDING_TABLE} (tenant_id, media_id, model_name, vector, created_at) FROM STDIN BINARY"
+    ) as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, no extension
+        for start in range(0, len(data), COPY_CHUNK):
+            copy.write(data[start : start + COPY_CHUNK])
+        copy.write(b"\xff\xff")  # end of data
+
+
 def build_shared_index() -> float:
-    """The shared index, built as the migrations build it (on the loaded rows)."""
+    """The shared index, built as the migrations build it (on the loaded rows,
+    not CONCURRENTLY)."""
     from django.conf import settings
     from django.db import connection
 
-    from catalog.models import SHARED_INDEX_EF_CONSTRUCTION, SHARED_INDEX_M
+    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_EF_CONSTRUCTION, SHARED_INDEX_M, SHARED_INDEX_NAME
 
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
         started = time.perf_counter()
         cursor.execute(
-            "CREATE INDEX embedding_vector_hnsw ON catalog_embedding USING hnsw (vector vector_cosine_ops)"
+            f"CREATE INDEX {SHARED_INDEX_NAME} ON {EMBEDDING_TABLE} USING hnsw (vector vector_cosine_ops)"
             f" WITH (m = {SHARED_INDEX_M}, ef_construction = {SHARED_INDEX_EF_CONSTRUCTION})"
         )
         seconds = time.perf_counter() - started
@@ -259,66 +304,73 @@ def sync_tenant_indexes() -> tuple[float, dict[str, float]]:
     return time.perf_counter() - started, synced.build_seconds
 
 
-def storage_comparison(tenant_id: int, vectors: int, queries: np.ndarray, repeats: int) -> Table:
+def _storage_table(storage: str) -> str:
+    return f"bench_storage_{storage.lower()}"
+
+
+@dataclass
+class StorageRun:
+    """The exact scan of one tenant's rows, per place the vector is kept (STORAGES' labels)."""
+
+    table_mb: dict[str, float]
+    ms: dict[str, list[float]]  # every query of every pass
+
+
+def compare_storage(tenant_id: int, queries: np.ndarray, repeats: int) -> StorageRun:
     """The exact scan of one tenant's rows copied into two tables alike but for
     where the vector is kept: TOAST (pgvector's default, EXTERNAL) or the row."""
     from django.db import connection
 
-    from catalog.models import EMBEDDING_DIMENSIONS
-
-    storages = {"in TOAST (EXTERNAL, before)": "EXTERNAL", "in the row (MAIN, migration 0005)": "MAIN"}
-    times: dict[str, list[float]] = {label: [] for label in storages}
-    sizes = {}
     with connection.cursor() as cursor:
-        for label, storage in storages.items():
-            table = f"bench_storage_{storage.lower()}"
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.execute(
-                f"CREATE TABLE {table} (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL,"
-                f" media_id bigint NOT NULL, model_name varchar(200) NOT NULL, vector vector({EMBEDDING_DIMENSIONS}))"
-            )
-            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN vector SET STORAGE {storage}")
-            cursor.execute(
-                f"INSERT INTO {table} (tenant_id, media_id, model_name, vector)"  # noqa: S608 - a constant name
-                " SELECT tenant_id, media_id, model_name, vector FROM catalog_embedding WHERE tenant_id = %s",
-                [tenant_id],
-            )
-            cursor.execute(f"CREATE INDEX ON {table} (tenant_id)")
-            cursor.execute(f"VACUUM ANALYZE {table}")
-            sizes[label] = relation_mb(table, "pg_table_size")
+        table_mb = {label: _copy_stored(cursor, tenant_id, storage) for label, storage in STORAGES.items()}
+        ms: dict[str, list[float]] = {label: [] for label in STORAGES}
         for _ in range(repeats):
-            for label, storage in storages.items():
-                # The exact scan search/query.py sends (_exact_rows), on this table.
-                sql = f"""
-                    WITH candidates AS MATERIALIZED (
-                        SELECT media_id, vector <=> %s::vector AS distance FROM bench_storage_{storage.lower()}
-                        WHERE tenant_id = %s AND model_name = %s
-                    )
-                    SELECT media_id, distance FROM candidates ORDER BY distance LIMIT 40
-                """  # noqa: S608 - table names are constants
-                for vector in queries:
-                    text = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-                    started = time.perf_counter()
-                    cursor.execute(sql, [text, tenant_id, MODEL])
-                    cursor.fetchall()
-                    times[label].append((time.perf_counter() - started) * 1000)
-        for storage in storages.values():
-            cursor.execute(f"DROP TABLE bench_storage_{storage.lower()}")
-    table = Table(
-        key="vector",
-        title=f"Exact scan of one tenant ({vectors:,} vectors) by where the vector is kept",
-        columns=["vector kept", "table MB", "p50 ms", "p95 ms", "ms per 1,000 vectors"],
+            for label, storage in STORAGES.items():
+                ms[label] += _time_exact_scan(cursor, _storage_table(storage), tenant_id, queries)
+        for storage in STORAGES.values():
+            cursor.execute(f"DROP TABLE {_storage_table(storage)}")
+    return StorageRun(table_mb, ms)
+
+
+def _copy_stored(cursor, tenant_id: int, storage: str) -> float:
+    """The tenant's rows in a table of their own, the vector kept as `storage`
+    says; the table's size in MB."""
+    from catalog.models import EMBEDDING_DIMENSIONS, EMBEDDING_TABLE
+
+    table = _storage_table(storage)
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(
+        f"CREATE TABLE {table} (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL,"
+        f" media_id bigint NOT NULL, model_name varchar(200) NOT NULL, vector vector({EMBEDDING_DIMENSIONS}))"
     )
-    for label in storages:
-        table.add(
-            label,
-            sizes[label],
-            median(times[label]),
-            percentile(times[label], 95),
-            median(times[label]) / vectors * 1000,
+    cursor.execute(f"ALTER TABLE {table} ALTER COLUMN vector SET STORAGE {storage}")
+    cursor.execute(
+        f"INSERT INTO {table} (tenant_id, media_id, model_name, vector)"  # noqa: S608 - constant names
+        f" SELECT tenant_id, media_id, model_name, vector FROM {EMBEDDING_TABLE} WHERE tenant_id = %s",
+        [tenant_id],
+    )
+    cursor.execute(f"CREATE INDEX ON {table} (tenant_id)")
+    cursor.execute(f"VACUUM ANALYZE {table}")
+    return relation_mb(table, "pg_table_size")
+
+
+def _time_exact_scan(cursor, table: str, tenant_id: int, queries: np.ndarray) -> list[float]:
+    """ms of each query by the exact scan search/query.py sends (_exact_rows), on `table`."""
+    sql = f"""
+        WITH candidates AS MATERIALIZED (
+            SELECT media_id, vector <=> %s::vector AS distance FROM {table}
+            WHERE tenant_id = %s AND model_name = %s
         )
-    table.notes.append("SQL alone (no grouping, no transaction), each query repeated, passes alternating.")
-    return table
+        SELECT media_id, distance FROM candidates ORDER BY distance LIMIT 40
+    """  # noqa: S608 - table names are constants
+    times = []
+    for vector in queries:
+        text = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+        started = time.perf_counter()
+        cursor.execute(sql, [text, tenant_id, MODEL])
+        cursor.fetchall()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def picked(tenants: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
@@ -328,7 +380,66 @@ def picked(tenants: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
     return [(label, tenant_id, vectors) for label, (tenant_id, vectors) in labels]
 
 
-def main() -> None:
+def measure_picked(tenants: list[tuple[int, int]], queries: np.ndarray, repeats: int, plans: list[str]) -> dict:
+    """The plans measured on the smallest, the middle and the largest tenant: id -> plan -> figures."""
+    return {tenant_id: measure(tenant_id, queries, repeats, plans) for _, tenant_id, _ in picked(tenants)}
+
+
+@dataclass
+class Stage:
+    """One total of vectors loaded, indexed and searched."""
+
+    tenants: list[tuple[int, int]]  # (tenant id, vectors)
+    results: dict[int, dict[str, Measured]]  # picked tenant id -> plan -> figures
+    sync_seconds: float  # one sync of the tenant indexes, every large tenant's built
+
+
+@dataclass
+class Builds:
+    """How long loading and the index builds of the full run took, and their sizes."""
+
+    load_seconds: float
+    tenant_seconds: dict[str, float]  # tenant index name -> its build
+    shared_seconds: float | None  # None: the shared index was not built
+    index_mb: dict[str, float] = field(default_factory=dict)  # every index built
+    table_mb: float = 0.0  # the vectors' table without its indexes
+
+
+def full_stage(sizes: list[int], queries: np.ndarray, args) -> tuple[Stage, Builds]:
+    """The issue's setup: the rows loaded, each large tenant's index built (and,
+    with --with-shared-index, the shared one), the picked tenants searched."""
+    started = time.perf_counter()
+    tenants = load(sizes, seed=1)
+    load_seconds = time.perf_counter() - started
+    sync_seconds, tenant_seconds = sync_tenant_indexes()
+    shared_seconds = build_shared_index() if args.with_shared_index else None
+    plans = ["exact", "chosen"] + (["shared"] if args.with_shared_index else [])
+    stage = Stage(tenants, measure_picked(tenants, queries, args.repeats, plans), sync_seconds)
+    return stage, Builds(load_seconds, tenant_seconds, shared_seconds)
+
+
+def measure_sizes(builds: Builds, tenants: list[tuple[int, int]]) -> None:
+    """The size on disk of every index built and of the table without them."""
+    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_NAME
+    from search import query
+    from search.indexes import tenant_index_name
+
+    names = set(builds.tenant_seconds)
+    names |= {tenant_index_name(t, MODEL) for t, vectors in tenants if vectors > query.EXACT_SCAN_MAX_VECTORS}
+    if builds.shared_seconds is not None:
+        names.add(SHARED_INDEX_NAME)
+    builds.index_mb = {name: relation_mb(name) for name in sorted(names)}
+    builds.table_mb = relation_mb(EMBEDDING_TABLE, "pg_table_size")
+
+
+def smaller_stage(sizes: list[int], scale: float, queries: np.ndarray, repeats: int) -> Stage:
+    """The same tenants scaled down by `scale`, loaded, indexed and searched."""
+    tenants = load([max(1, round(size * scale)) for size in sizes], seed=1)
+    sync_seconds, _ = sync_tenant_indexes()
+    return Stage(tenants, measure_picked(tenants, queries, repeats, ["exact", "chosen"]), sync_seconds)
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", type=int, default=200_000)
     parser.add_argument("--tenants", type=int, default=20)
@@ -347,58 +458,66 @@ def main() -> None:
     if args.quick:
         args.vectors, args.tenants, args.smallest, args.largest = 20_000, 8, 200, 10_000
         args.queries, args.repeats, args.growth = 10, 1, "5000"
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     use_bench_database(BENCH_DB)
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
+    set_up_django()
     from django.db import connection
 
-    from search import indexes, query
+    from catalog.models import EMBEDDING_DIMENSIONS
+    from search import query
 
-    call_command("migrate", verbosity=0)
-    queries = clustered(
-        np.random.default_rng(2), args.queries, np.random.default_rng(0).standard_normal((CENTRES, DIM))
-    )
+    if DIM != EMBEDDING_DIMENSIONS:
+        sys.exit(f"The vectors here are {DIM}-d; the column holds {EMBEDDING_DIMENSIONS}.")
+
+    queries = clustered(np.random.default_rng(2), args.queries, cluster_centres())
     version = ".".join(map(str, query.pgvector_version()))
     full_sizes = tenant_sizes(args.vectors, args.tenants, args.smallest, args.largest)
     started = time.perf_counter()
 
-    # --- the issue's setup ---------------------------------------------------
-    load_started = time.perf_counter()
-    tenants = load(full_sizes, seed=1)
-    load_seconds = time.perf_counter() - load_started
-    sync_seconds, build_seconds = sync_tenant_indexes()
-    shared_seconds = build_shared_index() if args.with_shared_index else None
-    plans = ["exact", "chosen"] + (["shared"] if args.with_shared_index else [])
-    results = {tenant_id: measure(tenant_id, queries, args.repeats, plans) for _, tenant_id, _ in picked(tenants)}
+    full, builds = full_stage(full_sizes, queries, args)
+    emit(search_table(args, version, full))
+    if args.with_shared_index:
+        emit(shared_index_table(args, full))
+    measure_sizes(builds, full.tenants)
+    emit(builds_table(args, full, builds))
+    _, middle_id, middle_vectors = picked(full.tenants)[1]
+    emit(storage_table(middle_vectors, compare_storage(middle_id, queries, args.repeats)))
 
-    main_table = Table(
+    # Smaller totals, tenants scaled alike.
+    totals = sorted({int(total) for total in args.growth.split(",") if total} | {args.vectors})
+    stages = [
+        full if total == args.vectors else smaller_stage(full_sizes, total / args.vectors, queries, args.repeats)
+        for total in totals
+    ]
+    emit(growth_table(stages, time.perf_counter() - started))
+
+    connection.close()
+    drop_bench_database(BENCH_DB)  # a few GB of rows and indexes: gone at the end
+
+
+# --- the tables ---------------------------------------------------------------------
+
+
+def search_table(args, version: str, stage: Stage) -> Table:
+    from search import indexes, query
+
+    table = Table(
         key="vector",
         title=(
             f"Vector search by tenant size: {args.vectors:,} vectors in {args.tenants} tenants "
             f"({args.smallest:,} to {args.largest:,} each), pgvector {version}, k={K}"
         ),
-        columns=[
-            "tenant",
-            "vectors",
-            "plan chosen",
-            "exact p50",
-            "exact p95",
-            "chosen p50",
-            "chosen p95",
-            "recall@10",
-            "p95 target",
-            "recall target",
-        ],
+        columns=SEARCH_COLUMNS,
     )
-    for label, tenant_id, vectors in picked(tenants):
-        measured = results[tenant_id]
+    for label, tenant_id, vectors in picked(stage.tenants):
+        measured = stage.results[tenant_id]
         chosen, exact = measured["chosen"], measured["exact"]
         recall = chosen.recall(exact)
-        main_table.add(
+        table.add(
             label,
             vectors,
             chosen.strategy,
@@ -410,41 +529,52 @@ def main() -> None:
             verdict(chosen.p95, TARGET_P95_MS, at_least=False),
             verdict(recall, TARGET_RECALL, at_least=True),
         )
-    main_table.notes.append(
+    table.notes.append(
         f"ms through search/query.py nearest_products; {args.queries} queries, each the median of {args.repeats}"
         f" runs; exact and chosen plans alternating pass by pass. Targets: p95 <= {TARGET_P95_MS:.0f} ms,"
         f" recall@10 >= {TARGET_RECALL} against the exact scan. EXACT_SCAN_MAX_VECTORS = "
         f"{query.EXACT_SCAN_MAX_VECTORS:,}; larger tenants have their own HNSW index (m {indexes.TENANT_INDEX_M},"
         f" ef_construction {indexes.TENANT_INDEX_EF_CONSTRUCTION}, ef_search 100)."
     )
-    emit(main_table)
+    return table
 
-    if args.with_shared_index:
-        before = Table(
-            key="vector",
-            title="The same tenants through the shared index, ef_search widened by their share (the plan before)",
-            columns=["tenant", "vectors", "share", "p50", "p95", "recall@10", "own index p95", "own index recall@10"],
-        )
-        for label, tenant_id, vectors in picked(tenants):
-            measured = results[tenant_id]
-            shared, exact, chosen = measured["shared"], measured["exact"], measured["chosen"]
-            before.add(
-                label,
-                vectors,
-                f"{vectors / args.vectors:.1%}",
-                shared.p50,
-                shared.p95,
-                shared.recall(exact),
-                chosen.p95,
-                chosen.recall(exact),
-            )
-        before.notes.append(
-            "Same run, same queries. Plans: "
-            + "; ".join(f"{label}: {results[tenant_id]['shared'].strategy}" for label, tenant_id, _ in picked(tenants))
-        )
-        emit(before)
 
-    builds = Table(
+def shared_index_table(args, stage: Stage) -> Table:
+    table = Table(
+        key="vector",
+        title="The same tenants through the shared index, ef_search widened by their share (the plan before)",
+        columns=["tenant", "vectors", "share", "p50", "p95", "recall@10", "own index p95", "own index recall@10"],
+    )
+    for label, tenant_id, vectors in picked(stage.tenants):
+        measured = stage.results[tenant_id]
+        shared, exact, chosen = measured["shared"], measured["exact"], measured["chosen"]
+        table.add(
+            label,
+            vectors,
+            f"{vectors / args.vectors:.1%}",
+            shared.p50,
+            shared.p95,
+            shared.recall(exact),
+            chosen.p95,
+            chosen.recall(exact),
+        )
+    table.notes.append(
+        "Same run, same queries. Plans: "
+        + "; ".join(
+            f"{label}: {stage.results[tenant_id]['shared'].strategy}" for label, tenant_id, _ in picked(stage.tenants)
+        )
+    )
+    return table
+
+
+def builds_table(args, stage: Stage, builds: Builds) -> Table:
+    from django.conf import settings
+
+    from catalog.models import SHARED_INDEX_NAME
+    from search import query
+    from search.indexes import tenant_index_name
+
+    table = Table(
         key="vector",
         title=(
             f"Index builds on {args.vectors:,} vectors ({os.cpu_count()} cores,"
@@ -452,87 +582,66 @@ def main() -> None:
         ),
         columns=["index", "vectors", "build s", "size MB"],
     )
-    from search.indexes import tenant_index_name
-
-    indexed = [(tenant_id, vectors) for tenant_id, vectors in tenants if vectors > query.EXACT_SCAN_MAX_VECTORS]
-    for label, tenant_id, vectors in picked(tenants):
+    indexed = [(tenant_id, vectors) for tenant_id, vectors in stage.tenants if vectors > query.EXACT_SCAN_MAX_VECTORS]
+    for label, tenant_id, vectors in picked(stage.tenants):
         name = tenant_index_name(tenant_id, MODEL)
-        if name in build_seconds:
-            builds.add(f"own index of the {label} tenant", vectors, build_seconds[name], relation_mb(name))
-    builds.add(
+        if name in builds.tenant_seconds:
+            table.add(f"own index of the {label} tenant", vectors, builds.tenant_seconds[name], builds.index_mb[name])
+    table.add(
         f"own indexes of all {len(indexed)} large tenants (one sync)",
         sum(v for _, v in indexed),
-        sync_seconds,
-        sum(relation_mb(tenant_index_name(t, MODEL)) for t, _ in indexed),
+        stage.sync_seconds,
+        sum(builds.index_mb[tenant_index_name(t, MODEL)] for t, _ in indexed),
     )
-    if shared_seconds is not None:
-        builds.add("shared index (all tenants)", args.vectors, shared_seconds, relation_mb("embedding_vector_hnsw"))
-    builds.notes.append(
+    if builds.shared_seconds is not None:
+        table.add("shared index (all tenants)", args.vectors, builds.shared_seconds, builds.index_mb[SHARED_INDEX_NAME])
+    table.notes.append(
         f"Own indexes are built CONCURRENTLY by search/tenant_indexes.py, as beat and `reindex` build them; the sync"
-        f" also counts vectors per tenant and ANALYZEs. Loading the rows took {load_seconds:.0f} s; the table"
-        f" without its indexes is {relation_mb('catalog_embedding', 'pg_table_size'):,.0f} MB."
+        f" also counts vectors per tenant and ANALYZEs. Loading the rows took {builds.load_seconds:.0f} s; the table"
+        f" without its indexes is {builds.table_mb:,.0f} MB."
     )
-    emit(builds)
+    return table
 
-    middle = picked(tenants)[1]
-    emit(storage_comparison(middle[1], middle[2], queries, args.repeats))
 
-    # --- smaller totals, tenants scaled alike ------------------------------------
-    growth = Table(
+def storage_table(vectors: int, run: StorageRun) -> Table:
+    table = Table(
+        key="vector",
+        title=f"Exact scan of one tenant ({vectors:,} vectors) by where the vector is kept",
+        columns=["vector kept", "table MB", "p50 ms", "p95 ms", "ms per 1,000 vectors"],
+    )
+    for label in STORAGES:
+        ms = run.ms[label]
+        table.add(label, run.table_mb[label], median(ms), percentile(ms, 95), median(ms) / vectors * 1000)
+    table.notes.append("SQL alone (no grouping, no transaction), each query repeated, passes alternating.")
+    return table
+
+
+def growth_table(stages: list[Stage], seconds: float) -> Table:
+    from search import query
+
+    table = Table(
         key="vector",
         title="How the cost grows with the vectors stored (tenants scaled alike; chosen plan, ms)",
-        columns=[
-            "total vectors",
-            "tenant sizes",
-            "own indexes",
-            "index build s",
-            "smallest p95",
-            "middle p95",
-            "largest p95",
-            "largest exact p95",
-            "lowest recall@10",
-        ],
+        columns=GROWTH_COLUMNS,
     )
-    totals = sorted({int(total) for total in args.growth.split(",") if total} | {args.vectors})
-    for total in totals:
-        if total == args.vectors:
-            stage_tenants, stage_results, stage_sync = tenants, results, sync_seconds
-        else:
-            scale = total / args.vectors
-            stage_tenants = load([max(1, round(size * scale)) for size in full_sizes], seed=1)
-            stage_sync, _ = sync_tenant_indexes()
-            stage_results = {
-                t: measure(t, queries, args.repeats, ["exact", "chosen"]) for _, t, _ in picked(stage_tenants)
-            }
-        sizes = [vectors for _, _, vectors in picked(stage_tenants)]
-        chosen = [stage_results[t]["chosen"] for _, t, _ in picked(stage_tenants)]
-        recalls = [stage_results[t]["chosen"].recall(stage_results[t]["exact"]) for _, t, _ in picked(stage_tenants)]
-        own = sum(1 for _, vectors in stage_tenants if vectors > query.EXACT_SCAN_MAX_VECTORS)
-        growth.add(
-            sum(v for _, v in stage_tenants),
+    for stage in stages:
+        chosen_ones = picked(stage.tenants)
+        sizes = [vectors for _, _, vectors in chosen_ones]
+        chosen = [stage.results[t]["chosen"] for _, t, _ in chosen_ones]
+        recalls = [stage.results[t]["chosen"].recall(stage.results[t]["exact"]) for _, t, _ in chosen_ones]
+        table.add(
+            sum(v for _, v in stage.tenants),
             f"{sizes[0]:,}..{sizes[2]:,}",
-            own,
-            stage_sync,
+            sum(1 for _, vectors in stage.tenants if vectors > query.EXACT_SCAN_MAX_VECTORS),
+            stage.sync_seconds,
             chosen[0].p95,
             chosen[1].p95,
             chosen[2].p95,
-            stage_results[picked(stage_tenants)[2][1]]["exact"].p95,
+            stage.results[chosen_ones[2][1]]["exact"].p95,
             min(recalls),
         )
-    growth.notes.append(f"The whole run took {time.perf_counter() - started:.0f} s.")
-    emit(growth)
-
-    connection.close()
-    drop_database()
-
-
-def drop_database() -> None:
-    """The throwaway database holds a few GB of rows and indexes: gone at the end."""
-    import psycopg
-
-    base = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://").rsplit("/", 1)[0]
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    table.notes.append(f"The whole run took {seconds:.0f} s.")
+    return table
 
 
 if __name__ == "__main__":

@@ -16,31 +16,35 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    ROOT,
+    BENCH_DIR,
+    BENCH_LOG_DIR,
     Server,
-    Table,
     Worker,
-    emit,
+    api_session,
     median,
     new_tenant,
+    set_up_django,
+    upload,
     use_bench_database,
-    verdict,
     vit_b_32,
     wait_settled,
 )
+from bench.report import Table, emit, verdict
 from config.queues import QUEUE_MEDIA
 
-BENCH_DIR = ROOT / ".data" / "bench"
 CLIP = BENCH_DIR / "clip-720p-60s.mp4"
 WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 30, 60
 SHOT_SECONDS = 6
 TARGET_SECONDS = 4.0
+SETTLE_TIMEOUT_S = 300
+UPLOAD_TIMEOUT_S = 120
 
 
 def make_clip() -> Path:
@@ -79,22 +83,22 @@ def make_clip() -> Path:
     return CLIP
 
 
-def upload(server: Server, key: str, data: bytes, sku: str) -> int:
+def upload_clip(session, server: Server, data: bytes, sku: str) -> int:
     """Upload the clip for a new product (the same bytes for the same product
     would return the existing item)."""
-    import requests
-
-    headers = {"Authorization": f"Bearer {key}"}
-    requests.post(server.url("/api/v1/products/"), headers=headers, json={"sku": sku, "title": sku}, timeout=30)
-    response = requests.post(
-        server.url("/api/v1/media/"),
-        headers=headers,
-        data={"product": sku},
-        files={"file": ("clip.mp4", data, "video/mp4")},
-        timeout=120,
-    )
+    session.post(server.url("/api/v1/products/"), json={"sku": sku, "title": sku}, timeout=30)
+    response = upload(session, server, sku, "clip.mp4", data, "video/mp4", timeout=UPLOAD_TIMEOUT_S)
     response.raise_for_status()
     return response.json()["id"]
+
+
+@dataclass
+class Rounds:
+    seconds: list[float]  # upload to ready, each round
+    frames: tuple[int, int, int]  # decoded, sampled, kept in the last round
+    duration_ms: int  # as stored, with the size
+    width: int
+    height: int
 
 
 def main() -> None:
@@ -106,43 +110,48 @@ def main() -> None:
     os.environ["MEDIA_ROOT"] = str(BENCH_DIR / "video-media")
     os.environ["CLIP_MODEL"] = str(vit_b_32())
     os.environ.pop("CLIP_PRECISION", None)
-    (BENCH_DIR / "logs").mkdir(parents=True, exist_ok=True)
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    from catalog.models import Media
-
-    call_command("migrate", verbosity=0)
+    BENCH_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    set_up_django()
     started = time.perf_counter()
     data = make_clip().read_bytes()
     print(f"clip: {len(data) / 1e6:.1f} MB ({time.perf_counter() - started:.0f} s to have it)", flush=True)
     _, key = new_tenant("bench-video", "bench video")
+    emit(video_table(args, len(data), upload_rounds(data, key, args.rounds)))
 
-    log = BENCH_DIR / "logs" / "video-worker.log"
+
+def upload_rounds(data: bytes, key: str, rounds: int) -> Rounds:
+    """The clip uploaded once to warm the worker up (it loads the model), then
+    once a round, each timed until ready."""
+    from catalog.models import Media
+
+    log = BENCH_LOG_DIR / "video-worker.log"
     worker = Worker([QUEUE_MEDIA], {}, log, loglevel="INFO")
-    server = Server({}, 1, BENCH_DIR / "logs" / "video-gunicorn.log")
+    server = Server({}, 1, BENCH_LOG_DIR / "video-gunicorn.log")
+    session = api_session(key)
     seconds, counts = [], []
     try:
-        wait_settled([upload(server, key, data, "warm-up")], timeout=300)  # warm-up: the worker loads the model
-        for round_ in range(args.rounds):
+        wait_settled([upload_clip(session, server, data, "warm-up")], SETTLE_TIMEOUT_S)
+        for round_ in range(rounds):
             started = time.perf_counter()
-            media_id = upload(server, key, data, f"round-{round_}")
-            seconds.append(wait_settled([media_id], timeout=300) - started)
+            media_id = upload_clip(session, server, data, f"round-{round_}")
+            seconds.append(wait_settled([media_id], SETTLE_TIMEOUT_S) - started)
             counts.append(_frame_counts(log, media_id))
             print(f"round {round_ + 1}: {seconds[-1]:.2f} s, frames decoded/sampled/kept {counts[-1]}", flush=True)
         media = Media.objects.get(pk=media_id)
     finally:
         server.stop()
         worker.stop()
+    return Rounds(seconds, counts[-1], media.duration_ms, media.width, media.height)
 
-    taken = median(seconds)
-    decoded, sampled, kept = counts[-1]
+
+def video_table(args, size: int, rounds: Rounds) -> Table:
+    from django.conf import settings
+
+    taken = median(rounds.seconds)
+    decoded, sampled, kept = rounds.frames
     table = Table(
         "video",
-        f"Video: a {SECONDS} s {WIDTH}x{HEIGHT} H.264 clip at {FPS} fps ({len(data) / 1e6:.1f} MB), upload to ready, "
+        f"Video: a {SECONDS} s {WIDTH}x{HEIGHT} H.264 clip at {FPS} fps ({size / 1e6:.1f} MB), upload to ready, "
         f"median of {args.rounds}",
         ["upload to ready, s", "target", "verdict", "x real time", "frames in clip", "decoded", "sampled", "kept"],
     )
@@ -158,9 +167,10 @@ def main() -> None:
     )
     table.notes.append(
         f"Sampling: one frame every {settings.VIDEO_SAMPLE_SECONDS:g} s plus scene changes, near-identical frames "
-        f"dropped; non-reference frames are not decoded. Stored: {media.duration_ms} ms, {media.width}x{media.height}."
+        f"dropped; non-reference frames are not decoded. Stored: {rounds.duration_ms} ms, "
+        f"{rounds.width}x{rounds.height}."
     )
-    emit(table)
+    return table
 
 
 def _frame_counts(log: Path, media_id: int) -> tuple[int, int, int]:

