@@ -80,13 +80,15 @@ bench: services
 soak: services model
 	$(PY) bench/soak_all.py $(SOAK_ARGS)
 
-# Style, types (mypy with django-stubs) and the apps' layers (import-linter,
-# contracts in pyproject.toml); `make test` runs it first.
+# Style, types (mypy with django-stubs), the apps' layers (import-linter,
+# contracts in pyproject.toml) and no model change without its migration;
+# `make test` runs it first.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(DEV) $(PY) -m mypy
 	$(VENV)/bin/lint-imports
+	@$(DEV) $(PY) -W ignore manage.py makemigrations --check --dry-run
 
 clean: stop
 	rm -rf $(DATA)

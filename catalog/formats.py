@@ -47,7 +47,8 @@ def describe(kind: str | None = None) -> str:
     parts = []
     for each in kinds:
         names = [fmt.name for fmt in of_kind(each)]
-        parts.append(f"{', '.join(names[:-1])} or {names[-1]} {each}s")
+        listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        parts.append(f"{listed} {each}s")
     return ", ".join(parts)
 
 

@@ -28,9 +28,18 @@ MEDIA_KEY = re.compile(
 )
 
 
+# A video's frame thumbnails sit beside it: <its key without extension>.frames/00012.jpg.
+FRAMES_SUFFIX = ".frames"
+THUMBNAIL_NAME = "{index:05d}.jpg"
 # Objects the application writes itself under clients/: direct uploads without a
 # product and video frame thumbnails. Their S3 events are not client uploads.
-APP_WRITTEN_KEY = re.compile(rf"^clients/[^/]+/(?:{UNASSIGNED}/|.*\.frames/\d+\.jpg$)")
+APP_WRITTEN_KEY = re.compile(rf"^clients/[^/]+/(?:{UNASSIGNED}/|.*{re.escape(FRAMES_SUFFIX)}/\d+\.jpg$)")
+
+
+def frame_thumbnail_key(video_key: str, index: int) -> str:
+    """Where the thumbnail of frame `index` of the video at `video_key` is stored."""
+    key = PurePosixPath(video_key)
+    return str(key.with_name(f"{key.stem}{FRAMES_SUFFIX}") / THUMBNAIL_NAME.format(index=index))
 
 
 def is_app_written(key: str) -> bool:

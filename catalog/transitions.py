@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -77,10 +78,10 @@ def claim(media_ids: Iterable[int], token: str) -> list[Media]:
     return list(Media.objects.select_related("tenant", "product").filter(pk__in=claimed).order_by("pk"))
 
 
-def _release(media: MediaQuerySet, **fields: Any) -> list[int]:
+def _release(media: MediaQuerySet, now: datetime | None = None, **fields: Any) -> list[int]:
     """Leave `processing` (or whatever state `media` selects) with `fields`."""
     ids = _lock(media)
-    Media.objects.filter(pk__in=ids).update(claim_token="", processed_at=timezone.now(), **fields)
+    Media.objects.filter(pk__in=ids).update(claim_token="", processed_at=now or timezone.now(), **fields)
     return ids
 
 
@@ -104,14 +105,14 @@ def mark_ready(media_id: int, token: str, **fields: Any) -> bool:
     )
 
 
-def fail(media: MediaQuerySet, reason: str) -> list[int]:
+def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list[int]:
     """Mark the items `media` selects failed with `reason`, and delete their
     vectors and frames (the frames' thumbnails once this commits): search
     never returns a failed item. Returns the ids failed. Select with the
     state the caller expects (`Media.objects.held_by(token)`, `.stuck(now)`,
     `.not_processing()`): an item that left it meanwhile is not touched."""
     with transaction.atomic():
-        ids = _release(media, status=Media.Status.FAILED, error=reason[:MAX_REASON_LENGTH])
+        ids = _release(media, now, status=Media.Status.FAILED, error=reason[:MAX_REASON_LENGTH])
         if ids:
             Embedding.objects.filter(media_id__in=ids).delete()
             frames = VideoFrame.objects.filter(media_id__in=ids)
@@ -160,11 +161,11 @@ def release_claimed(media_ids: Sequence[int], token: str) -> list[int]:
     return back_to_pending(Media.objects.held_by(token).filter(pk__in=list(media_ids)), send=False)
 
 
-def resend_pending(media_ids: Sequence[int]) -> list[int]:
+def resend_pending(media_ids: Sequence[int], now: datetime | None = None) -> list[int]:
     """Send pending items again (their message was lost), marking them touched
     so that the next sweep waits PENDING_REQUEUE_MINUTES before another resend."""
     with transaction.atomic():
         ids = _lock(Media.objects.pending().filter(pk__in=list(media_ids)))
-        Media.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+        Media.objects.filter(pk__in=ids).update(updated_at=now or timezone.now())
         enqueue_processing(ids)
     return ids

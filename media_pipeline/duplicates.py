@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from django.db import connection, transaction
 
-from catalog.models import EMBEDDING_TABLE, Media, TenantSettings
+from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media, TenantSettings
 
 # For each given image, its nearest other image of the tenant, by an exact
 # scan: an approximate index scan filtered by tenant afterwards can miss it in
@@ -19,7 +19,7 @@ NEAREST_OTHER_IMAGES = f"""
     CROSS JOIN LATERAL (
         SELECT other.media_id, other.vector <=> e.vector AS distance
         FROM {EMBEDDING_TABLE} other
-        JOIN catalog_media m ON m.id = other.media_id
+        JOIN {MEDIA_TABLE} m ON m.id = other.media_id
         WHERE other.tenant_id = e.tenant_id AND other.frame_id IS NULL AND m.kind = 'image'
           AND other.media_id <> e.media_id
         ORDER BY distance
@@ -43,16 +43,10 @@ def link_near_duplicates(images: Sequence[Media]) -> dict[int, int | None]:
     if not images:
         return {}
     nearest = _nearest_other_images([media.pk for media in images])
-    thresholds = dict(
-        TenantSettings.objects.filter(tenant_id__in={media.tenant_id for media in images}).values_list(
-            "tenant_id", "near_duplicate_similarity"
-        )
-    )
-    default = TenantSettings.default("near_duplicate_similarity")
-    originals = {}
-    for media in images:
-        originals[media.pk] = _link(media, nearest.get(media.pk), thresholds.get(media.tenant_id, default))
-    return originals
+    return {
+        media.pk: _link(media, nearest.get(media.pk), TenantSettings.of(media.tenant).near_duplicate_similarity)
+        for media in images
+    }
 
 
 def _link(media: Media, nearest: tuple[int, float] | None, threshold: float) -> int | None:

@@ -44,7 +44,7 @@ def fail_stuck(ids: list[int], now: datetime) -> int:
             f"Gave up after {attempts} attempts: the last one stopped answering "
             f"(processing for {minutes} min without finishing)."
         )
-        failed += len(transitions.fail(Media.objects.stuck(now).filter(pk=pk).out_of_attempts(), reason))
+        failed += len(transitions.fail(Media.objects.stuck(now).filter(pk=pk).out_of_attempts(), reason, now))
     return failed
 
 
@@ -52,7 +52,7 @@ def requeue_lost_pending(now: datetime) -> int:
     """Send again the pending items untouched for PENDING_REQUEUE_MINUTES."""
     cutoff = now - timedelta(minutes=settings.PENDING_REQUEUE_MINUTES)
     lost = Media.objects.pending().filter(updated_at__lt=cutoff).order_by("pk")
-    return len(transitions.resend_pending(list(lost.values_list("pk", flat=True)[:SWEEP_BATCH_SIZE])))
+    return len(transitions.resend_pending(list(lost.values_list("pk", flat=True)[:SWEEP_BATCH_SIZE]), now))
 
 
 def sweep(now: datetime | None = None) -> SweepReport:

@@ -23,7 +23,7 @@ TRANSIENT_RETRIES = 10
 
 class ProcessMediaTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        media_ids = list(args[0] if args else kwargs.get("media_ids", []))
+        media_ids = args[0] if args else kwargs.get("media_ids", [])
         try:
             if isinstance(exc, TRANSIENT_ERRORS):
                 # Retries used up by an outage: nothing is wrong with the items.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import logging
 import queue
-from pathlib import PurePosixPath
 from typing import IO
 
 import numpy as np
@@ -18,7 +17,7 @@ from PIL import Image
 
 from catalog import transitions
 from catalog.models import Embedding, Media, VideoFrame
-from catalog.storage_keys import delete_files_on_commit
+from catalog.storage_keys import delete_files_on_commit, frame_thumbnail_key
 from media_pipeline.decoders import decoder_pool
 from media_pipeline.embedder import ClipEmbedder, get_embedder
 from media_pipeline.outcomes import Outcome, claim_lost, failed, finished
@@ -32,12 +31,6 @@ THUMBNAIL_SIDE = 320
 THUMBNAIL_QUALITY = 85
 # A video's kept frames are embedded this many at a time while decoding goes on.
 VIDEO_EMBED_CHUNK = 16
-
-
-def frame_thumbnail_key(media: Media, index: int) -> str:
-    """Thumbnails sit beside the video: <key without extension>.frames/00012.jpg."""
-    key = PurePosixPath(media.storage_key)
-    return str(key.with_name(f"{key.stem}.frames") / f"{index:05d}.jpg")
 
 
 def process_video(media: Media, token: str) -> Outcome:
@@ -101,7 +94,7 @@ def _store_thumbnail(media: Media, index: int, image: Image.Image) -> str:
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     buffer = io.BytesIO()
     thumbnail.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
-    return save_overwriting(frame_thumbnail_key(media, index), ContentFile(buffer.getvalue()))
+    return save_overwriting(frame_thumbnail_key(media.storage_key, index), ContentFile(buffer.getvalue()))
 
 
 def _store(

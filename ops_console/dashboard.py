@@ -22,7 +22,7 @@ from django.db.models.functions import Left
 from django.utils import timezone
 
 from catalog.batches import scoped
-from catalog.models import Media, Tenant
+from catalog.models import MEDIA_TABLE, Media, Tenant
 from config.broker import broker_client
 from config.queues import QUEUES
 from media_pipeline.heartbeat import live_workers
@@ -139,7 +139,7 @@ def stuck_counts(now: datetime, tenant: Tenant | None = None) -> list[tuple[int,
 
 
 def review_counts(tenant: Tenant | None = None) -> list[tuple[int, int]]:
-    suggestions = scoped(RecognizerSuggestion.objects.filter(media__product__isnull=True).order_by(), tenant)
+    suggestions = scoped(RecognizerSuggestion.objects.waiting().order_by(), tenant)
     return list(suggestions.values_list("tenant_id").annotate(n=Count("pk")))
 
 
@@ -161,7 +161,7 @@ def processing_times(now: datetime, tenant: Tenant | None = None) -> list[tuple[
         cursor.execute(
             f"""SELECT tenant_id, avg(seconds), percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds)
                 FROM (SELECT tenant_id, EXTRACT(EPOCH FROM processed_at - processing_started_at) AS seconds
-                      FROM catalog_media WHERE {where}) AS done
+                      FROM {MEDIA_TABLE} WHERE {where}) AS done
                 GROUP BY ROLLUP (tenant_id)""",  # noqa: S608 - `where` is built from constants
             params,
         )
@@ -196,7 +196,7 @@ def hourly_throughput(now: datetime, tenant: Tenant | None = None) -> tuple[list
     where, params = _scoped("processed_at >= %s AND status IN ('ready', 'failed')", tenant, [start])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""SELECT tenant_id, date_trunc('hour', processed_at), status, count(*) FROM catalog_media
+            f"""SELECT tenant_id, date_trunc('hour', processed_at), status, count(*) FROM {MEDIA_TABLE}
                 WHERE {where} GROUP BY 1, 2, 3""",  # noqa: S608 - `where` is built from constants
             params,
         )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from catalog.models import EMBEDDING_TABLE, Media
+from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -46,7 +46,7 @@ class PipelineCollector:
     def _media_by_status(self):
         family = GaugeMetricFamily("stockmind_media", "Media items by status.", labels=["status"])
         with connection.cursor() as cursor:
-            cursor.execute("SELECT status, count(*) FROM catalog_media GROUP BY status")
+            cursor.execute(f"SELECT status, count(*) FROM {MEDIA_TABLE} GROUP BY status")  # noqa: S608 - a constant
             counts = dict(cursor.fetchall())
         for status in Media.Status.values:
             family.add_metric([status], counts.get(status, 0))
@@ -67,7 +67,7 @@ class PipelineCollector:
             cursor.execute(
                 f"""SELECT {bounds}, count(*), COALESCE(sum(seconds), 0) FROM (
                         SELECT EXTRACT(EPOCH FROM processed_at - processing_started_at) AS seconds
-                        FROM catalog_media
+                        FROM {MEDIA_TABLE}
                         WHERE status = 'ready' AND processed_at IS NOT NULL AND processing_started_at IS NOT NULL
                     ) AS done"""  # noqa: S608 - bounds are constants
             )

@@ -117,11 +117,13 @@ def delete_leftovers_of_failed(
     to `failed` removed them): deleted, with the frames' thumbnails."""
     found = 0
     for ids in _walk(scoped(Media.objects.failed(), tenant), batch_size, progress):
-        vectors = Embedding.objects.filter(media_id__in=ids)
-        frames = VideoFrame.objects.filter(media_id__in=ids)
-        found += vectors.count() + frames.count()
-        if not dry_run:
-            with transaction.atomic():
+        with transaction.atomic():
+            # Locked and read again: an item reprocessed meanwhile keeps its new vectors.
+            still = list(Media.objects.failed().filter(pk__in=ids).select_for_update().values_list("pk", flat=True))
+            vectors = Embedding.objects.filter(media_id__in=still)
+            frames = VideoFrame.objects.filter(media_id__in=still)
+            found += vectors.count() + frames.count()
+            if not dry_run:
                 delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
                 vectors.delete()
                 frames.delete()

@@ -75,6 +75,13 @@ class RecognizerModel(TenantOwned):
         return self.status == self.Status.READY and not self.is_active
 
 
+class RecognizerSuggestionQuerySet(models.QuerySet["RecognizerSuggestion"]):
+    def waiting(self) -> RecognizerSuggestionQuerySet:
+        """Those still waiting for an operator: their item without a product
+        and not failed (one assigned or failed meanwhile waits no more)."""
+        return self.filter(media__product__isnull=True).exclude(media__status=Media.Status.FAILED)
+
+
 class RecognizerSuggestion(TenantOwned):
     """The active recognizer's best guesses for an unassigned media item whose
     confidence stayed below the tenant's auto-assign threshold: it waits for an
@@ -86,6 +93,8 @@ class RecognizerSuggestion(TenantOwned):
     candidates = models.JSONField(default=list)
     top_confidence = models.FloatField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RecognizerSuggestionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-top_confidence", "pk"]

@@ -9,7 +9,7 @@ from typing import IO
 import numpy as np
 from django.conf import settings
 
-from catalog.models import Media, Product, Tenant, VideoFrame
+from catalog.models import Media, Product, Tenant, TenantSettings, VideoFrame
 from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
@@ -67,7 +67,7 @@ def search(
         min_score=min_score,
         category=category or None,
         exclude_media_id=exclude_media_id,
-        tenant_settings=tenant.settings,
+        tenant_settings=TenantSettings.of(tenant),
     )
     media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in found.hits])
     frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in found.hits if h.frame_id])

@@ -6,7 +6,7 @@ confidence assigns the review list's items that now reach it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -107,10 +107,8 @@ def preview(current: TenantSettings, proposed: TenantSettings, now: datetime | N
     def assignments(value: float) -> str:
         return f"{waiting_at(tenant, value)} of the {waiting} media in the review list reach it"
 
-    processing = Media.objects.processing().filter(tenant=tenant)
-
     def stuck(value: int) -> str:
-        count = processing.filter(processing_started_at__lt=now - timedelta(minutes=value)).count()
+        count = Media.objects.stuck(now, after_minutes=value).filter(tenant=tenant).count()
         return f"{count} media count as stuck"
 
     vectors = Embedding.objects.filter(tenant=tenant, model_name=current_model_name()).count()

@@ -108,3 +108,31 @@ def test_factories_cover_every_model():
         if m._meta.app_label in {"catalog", "search", "media_pipeline", "ops_console"} and not m._meta.proxy
     }
     assert ours <= made, ours - made
+
+
+def test_a_tenant_made_without_its_settings_gets_the_defaults_everywhere(client, clip):
+    """A tenant saved outside create_tenant (a shell, a fixture, an older
+    release during an upgrade) has no settings row: the stuck rule falls back
+    to the defaults, and the first reader stores them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog.models import Tenant, TenantSettings
+    from tests.factories import ApiKeyFactory
+
+    bare = Tenant.objects.create(slug="bare", name="Bare")
+    now = timezone.now()
+    old = MediaFactory(tenant=bare, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(minutes=31))
+    MediaFactory(tenant=bare, status=Media.Status.PROCESSING, processing_started_at=now - timedelta(minutes=29))
+    assert list(Media.objects.stuck(now)) == [old]  # the default 30 minutes
+
+    key = ApiKeyFactory(tenant=bare)
+    response = client.post(
+        "/api/v1/search/text",
+        {"query": "shoe"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key.plaintext}",
+    )
+    assert response.status_code == 200
+    assert TenantSettings.objects.get(tenant=bare).min_similarity == TenantSettings.default("min_similarity")

@@ -189,3 +189,19 @@ def test_a_new_activation_replaces_the_suggestions_of_the_old_version(tenant, mo
     versions.activate(second, predict=False)
     predictions.predict_unassigned(tenant)
     assert RecognizerSuggestion.objects.get(media=item).recognizer == second
+
+
+def test_an_item_that_failed_leaves_the_review_list_and_cannot_be_assigned(tenant):
+    from catalog import transitions
+    from tests.factories import RecognizerSuggestionFactory
+
+    suggestion = RecognizerSuggestionFactory(tenant=tenant)
+    assert list(RecognizerSuggestion.objects.waiting()) == [suggestion]
+    transitions.fail(Media.objects.filter(pk=suggestion.media_id), "The stored file is missing.")
+
+    assert not RecognizerSuggestion.objects.waiting().exists()
+    assert review.waiting_at(tenant, 0.0) == 0
+    suggestion.refresh_from_db()
+    with pytest.raises(Conflict, match="failed"):
+        review.accept_suggestion(suggestion, suggestion.candidates[0]["product"])
+    assert Media.objects.get(pk=suggestion.media_id).product_id is None

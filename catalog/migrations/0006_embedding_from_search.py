@@ -1,7 +1,9 @@
 """The Embedding model moves from the search app to catalog, below both the
 pipeline that writes vectors and the search that reads them (DESIGN.md
 "Which way imports run"). Only Django's record of the model moves here: the
-table, its rows and its indexes stay as they are; 0007 renames the table."""
+table, its rows and its indexes stay as they are; 0007 renames the table.
+Its content type moves too, so that staff permissions and admin history
+follow it."""
 
 import django.db.models.deletion
 import pgvector.django.indexes
@@ -9,10 +11,21 @@ import pgvector.django.vector
 from django.db import migrations, models
 
 
+def move_content_type(apps, schema_editor, old="search", new="catalog"):
+    content_type = apps.get_model("contenttypes", "ContentType")
+    if not content_type.objects.filter(app_label=new, model="embedding").exists():
+        content_type.objects.filter(app_label=old, model="embedding").update(app_label=new)
+
+
+def move_content_type_back(apps, schema_editor):
+    move_content_type(apps, schema_editor, old="catalog", new="search")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0005_media_processed_at_index"),
         ("search", "0005_embedding_vector_in_row"),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
@@ -88,4 +101,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
+        migrations.RunPython(move_content_type, move_content_type_back),
     ]

@@ -1,6 +1,7 @@
 """Every tenant's thresholds (search.Thresholds) become its settings, with
 their change history; a tenant that never had a row gets the defaults, as
-every tenant created from now on does (catalog.tenants.create_tenant)."""
+every tenant created from now on does (catalog.tenants.create_tenant). Staff
+given a permission on thresholds get the same on tenant settings."""
 
 from django.db import migrations
 
@@ -37,6 +38,33 @@ COPY_BACK_CHANGES = """
 """
 
 
+# (old model, new model) of search and catalog whose permissions carry over.
+RENAMED = [("thresholds", "tenantsettings"), ("thresholdchange", "tenantsettingschange")]
+ACTIONS = ("add", "change", "delete", "view")
+
+
+def copy_permissions(apps, schema_editor):
+    content_type = apps.get_model("contenttypes", "ContentType")
+    permission = apps.get_model("auth", "Permission")
+    for old, new in RENAMED:
+        old_type = content_type.objects.filter(app_label="search", model=old).first()
+        if old_type is None:  # a database that never had them: nothing granted
+            continue
+        new_type, _ = content_type.objects.get_or_create(app_label="catalog", model=new)
+        verbose = apps.get_model("catalog", new)._meta.verbose_name
+        for action in ACTIONS:
+            granted = permission.objects.filter(content_type=old_type, codename=f"{action}_{old}").first()
+            if granted is None:
+                continue
+            carried, _ = permission.objects.get_or_create(
+                content_type=new_type, codename=f"{action}_{new}", defaults={"name": f"Can {action} {verbose}"}
+            )
+            for group in granted.group_set.all():
+                group.permissions.add(carried)
+            for user in granted.user_set.all():
+                user.user_permissions.add(carried)
+
+
 def copy_thresholds(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(COPY_SETTINGS)
@@ -62,6 +90,11 @@ class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0008_tenant_settings"),
         ("search", "0006_embedding_to_catalog"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(copy_thresholds, copy_back)]
+    operations = [
+        migrations.RunPython(copy_thresholds, copy_back),
+        migrations.RunPython(copy_permissions, migrations.RunPython.noop),
+    ]

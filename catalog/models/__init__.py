@@ -4,6 +4,7 @@ products, media, video frames and the vectors of both (media.py)."""
 from catalog.models.media import (
     EMBEDDING_DIMENSIONS,
     EMBEDDING_TABLE,
+    MEDIA_TABLE,
     SHARED_INDEX_EF_CONSTRUCTION,
     SHARED_INDEX_M,
     SHARED_INDEX_NAME,
@@ -34,6 +35,7 @@ __all__ = [
     "EMBEDDING_DIMENSIONS",
     "EMBEDDING_TABLE",
     "HNSW_EF_SEARCH_RANGE",
+    "MEDIA_TABLE",
     "SHARED_INDEX_EF_CONSTRUCTION",
     "SHARED_INDEX_M",
     "SHARED_INDEX_NAME",

@@ -77,12 +77,15 @@ class MediaQuerySet(models.QuerySet["Media"]):
         """Ready media without a product: what the recognizer predicts for."""
         return self.ready().filter(product__isnull=True)
 
-    def stuck(self, now: datetime) -> MediaQuerySet:
-        """`processing` items older than their tenant's stuck threshold, oldest first."""
-        minutes = Coalesce(
+    def stuck(self, now: datetime, after_minutes: int | None = None) -> MediaQuerySet:
+        """`processing` items older than their tenant's stuck threshold (or
+        than `after_minutes`, to preview another), oldest first."""
+        minutes: Coalesce | Value = Coalesce(
             Subquery(TenantSettings.objects.filter(tenant=OuterRef("tenant")).values("stuck_after_minutes")[:1]),
             Value(TenantSettings.default("stuck_after_minutes")),
         )
+        if after_minutes is not None:
+            minutes = Value(after_minutes)
         deadline = ExpressionWrapper(
             Value(now) - F("stuck_after") * Value(timedelta(minutes=1)), output_field=DateTimeField()
         )
@@ -170,6 +173,10 @@ class Media(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+# Read by raw SQL (the dashboard, metrics, near-duplicates).
+MEDIA_TABLE = Media._meta.db_table
 
 
 class VideoFrame(TenantOwned):

@@ -214,6 +214,20 @@ class TenantSettings(models.Model):
         return f"settings of {self.tenant.slug}"
 
     @classmethod
+    def of(cls, tenant: Tenant) -> TenantSettings:
+        """`tenant`'s settings, as loaded with it (ApiKey.find and the pipeline
+        load them along: no query). A tenant without a row, made outside
+        catalog.tenants.create_tenant (a shell, a fixture, an older release
+        running beside this one during an upgrade), gets the defaults, stored:
+        every reader sees the same values the selectors' SQL falls back to."""
+        try:
+            return tenant.settings
+        except cls.DoesNotExist:
+            row, _ = cls.objects.get_or_create(tenant=tenant)
+            tenant.settings = row
+            return row
+
+    @classmethod
     def _setting(cls, name: str) -> models.Field:
         field = cls._meta.get_field(name)
         if not isinstance(field, models.Field) or name not in cls.EDITABLE:

@@ -161,12 +161,7 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RecognizerSuggestion]:
         first_frame = VideoFrame.objects.filter(media=OuterRef("media")).order_by("index").values("thumbnail_key")[:1]
-        return (
-            super()
-            .get_queryset(request)
-            .filter(media__product__isnull=True)
-            .annotate(thumbnail_key=Subquery(first_frame))
-        )
+        return RecognizerSuggestion.objects.waiting().annotate(thumbnail_key=Subquery(first_frame))
 
     def get_urls(self):
         accept = self.admin_site.admin_view(require_POST(self.accept_view))

@@ -117,7 +117,7 @@ def predict_unassigned(tenant: Tenant, progress: Callable[[int, int], None] | No
     RecognizerSuggestion.objects.filter(tenant=tenant).exclude(recognizer=recognizer).delete()
     if recognizer is None:
         return report
-    threshold = TenantSettings.objects.get(tenant=tenant).auto_assign_confidence
+    threshold = TenantSettings.of(tenant).auto_assign_confidence
     pending = Media.objects.unassigned().filter(tenant=tenant)
     total = pending.count()
     for ids in id_batches(pending, PREDICT_BATCH_SIZE):
@@ -138,7 +138,7 @@ def predict_media(media: Media) -> PredictionReport | None:
     recognizer = RecognizerModel.objects.active().select_related("tenant").filter(tenant_id=media.tenant_id).first()
     if recognizer is None or recognizer.embedding_model != current_model_name():
         return None
-    return predict(recognizer, [media.pk], TenantSettings.objects.get(tenant_id=media.tenant_id).auto_assign_confidence)
+    return predict(recognizer, [media.pk], TenantSettings.of(media.tenant).auto_assign_confidence)
 
 
 def on_media_ready(sender: Any, media: Sequence[Media], **kwargs: Any) -> None:

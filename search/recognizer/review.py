@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from catalog.errors import Conflict
-from catalog.models import Product, Tenant
+from catalog.models import Media, Product, Tenant
 from catalog.products import assign_product
 from search.models import RecognizerSuggestion
 
@@ -35,13 +35,15 @@ def accept_suggestion(suggestion: RecognizerSuggestion, product_id: int) -> Prod
     product = Product.objects.filter(pk=product_id, tenant_id=suggestion.tenant_id).first()
     if product is None:
         raise Conflict("That product no longer exists.")
+    if suggestion.media.status == Media.Status.FAILED:
+        raise Conflict(f"Media {suggestion.media_id} failed since: it waits for no product.")
     if not assign(suggestion.media_id, product):
         raise Conflict(f"Media {suggestion.media_id} already has a product.")
     return product
 
 
 def _reaching(tenant: Tenant, threshold: float) -> QuerySet[RecognizerSuggestion]:
-    waiting = RecognizerSuggestion.objects.filter(tenant=tenant, media__product__isnull=True)
+    waiting = RecognizerSuggestion.objects.waiting().filter(tenant=tenant)
     return waiting.filter(top_confidence__gte=threshold) if threshold < 1.0 else waiting.none()
 
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from media_pipeline.embedder import ClipEmbedder, ModelUnavailable, model_name_for
+from media_pipeline.embedder import ClipEmbedder, ModelUnavailable, current_model_name, model_name_for
 from media_pipeline.reembed import drop_other_models, missing, other_models, reembed
 from ops_console.maintenance import progress_bar, tenant_or_error
 
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             )
 
     def _drop_others(self, name: str, tenant, todo: int, dry_run: bool) -> None:
-        if model_name_for(settings.CLIP_MODEL) != name:
+        if current_model_name() != name:
             raise CommandError(
                 f"CLIP_MODEL is {settings.CLIP_MODEL}, not {name}: searches still read the vectors you would drop."
             )

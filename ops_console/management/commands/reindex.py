@@ -37,6 +37,7 @@ class Command(BaseCommand):
         if tenant and rebuild:
             raise CommandError("--rebuild applies to the shared index; a tenant's index has fixed parameters.")
         try:
+            indexes.check_build_parameters(m, ef_construction)
             shared = indexes.shared_rebuild_statements(m, ef_construction) if rebuild else []
             if not dry_run:
                 indexes.ensure_outside_transaction()
