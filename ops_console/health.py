@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
-from django.db import connection
 
+from catalog.vector_engine import pgvector_problem
 from config.broker import broker_client
 
 # A readiness probe must answer quickly even when a dependency hangs.
@@ -31,8 +31,10 @@ class CheckResult:
 
 
 def _database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """It answers, and its pgvector is one this code runs on."""
+    problem = pgvector_problem()
+    if problem:
+        raise RuntimeError(problem)
 
 
 def _redis() -> None:

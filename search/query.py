@@ -1,19 +1,19 @@
 """Nearest products to a query vector, inside one tenant.
 
-An HNSW index scan returns the `ef_search` nearest vectors the index holds and
-only then applies `WHERE tenant_id = ...`: on the index shared by all tenants, a
-tenant holding 1% of the vectors would get almost nothing back. So the plan
-depends on the tenant's size and on the server:
+The plan depends on the tenant's size (pgvector 0.8 or newer,
+catalog/vector_engine.py):
 
 - a large tenant has an HNSW index of its own (search/tenant_indexes.py): a
-  plain index scan of it, with the tenant's `ef_search`;
+  scan of it with the tenant's `ef_search`;
 - a tenant with at most `EXACT_SCAN_MAX_VECTORS` vectors is scanned exactly (no
   index: exact results, and within the latency target at that size);
-- pgvector >= 0.8: iterative scans (`hnsw.iterative_scan`) of whichever index
-  the planner picks keep scanning until enough rows pass the filter;
-- older pgvector (the embedded server has 0.6), for a large tenant whose index
-  is not built yet: the shared index with `ef_search` raised in proportion to
-  how much of the table is not theirs.
+- a large tenant whose own index is not built yet: the index shared by all
+  tenants.
+
+Index scans are iterative (`hnsw.iterative_scan`): a scan whose rows the
+tenant or category filter drops goes on until enough pass, up to
+`hnsw.max_scan_tuples`, where a plain scan would return the `ef_search`
+nearest of the whole index and keep only the tenant's few among them.
 
 An index scan that returns fewer products than asked for, while more may lie
 within reach of min_score, is followed by an exact scan. Hits are grouped by
@@ -22,11 +22,9 @@ product (its best image or frame); unassigned media are their own entries.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 from django.db import connection, transaction
@@ -43,11 +41,11 @@ EXACT_SCAN_MAX_VECTORS = 2_000
 # several images and frames, and grouping needs their neighbours too.
 HITS_PER_PRODUCT = 4
 MAX_K = 100
-# On the index path without iterative scans, ef_search is at least this many
-# times the rows wanted, divided by the tenant's share of the table: the scan
-# has to pass over the other tenants' rows, and a wider beam keeps recall@10
-# at 0.95 or more on clustered data (tests/test_search_query.py).
-OVERFETCH_EF_FACTOR = 5
+# An iterative scan reads at most this many index tuples (or 50 per row
+# wanted, if more) before it gives up: bounded latency for a filter that
+# keeps almost nothing; an exact scan follows when it may have missed.
+MAX_SCAN_TUPLES = 20_000
+MAX_SCAN_TUPLES_PER_ROW = 50
 
 
 @dataclass(frozen=True)
@@ -65,37 +63,12 @@ class SearchResult:
     strategy: str
 
 
-@cache
-def _parse_version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
-
-
-# Attribute of a connection that caches its server's pgvector version.
-PGVECTOR_VERSION_ATTRIBUTE = "_stockmind_pgvector"
-
-
-def pgvector_version() -> tuple[int, ...]:
-    """The server's pgvector version, read at run time (cached per connection)."""
-    cached: tuple[int, ...] | None = getattr(connection, PGVECTOR_VERSION_ATTRIBUTE, None)
-    if cached is None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-            row = cursor.fetchone()
-        cached = _parse_version(row[0]) if row else ()
-        setattr(connection, PGVECTOR_VERSION_ATTRIBUTE, cached)
-    return cached
-
-
 def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
     """pgvector's text form of a float32 vector. Nine significant digits read
     back the same float32: a third shorter than pgvector.Vector.to_text()'s
     float64 digits, to format, send and parse on every query."""
     values = np.asarray(vector, dtype=np.float32).tolist()
     return "[" + ",".join([f"{value:.9g}" for value in values]) + "]"
-
-
-def supports_iterative_scan() -> bool:
-    return pgvector_version() >= (0, 8)
 
 
 def _filters(tenant_id: int, model_name: str, category: str | None, exclude_media_id: int | None):
@@ -174,7 +147,7 @@ def _has_own_index(tenant_id: int, model_name: str) -> bool:
     return bool(row and row[0])
 
 
-def _indexed(where: str, params: dict, fetch: int, ef_search: int, iterative: bool) -> list[tuple]:
+def _indexed(where: str, params: dict, fetch: int, ef_search: int) -> list[tuple]:
     # The tenant and the model reach the planner as constants (Django binds
     # parameters on the client), which is what lets it pick the tenant's own
     # partial index; server-side binding with generic plans would lose that.
@@ -188,9 +161,9 @@ def _indexed(where: str, params: dict, fetch: int, ef_search: int, iterative: bo
     # set_config(..., true) settings last until the transaction ends.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
-        if iterative:
-            cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(max(20_000, fetch * 50))])
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        max_scan_tuples = max(MAX_SCAN_TUPLES, fetch * MAX_SCAN_TUPLES_PER_ROW)
+        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(max_scan_tuples)])
         cursor.execute(sql, {**params, "fetch": fetch})
         rows = cursor.fetchall()
     # relaxed_order may return rows slightly out of order.
@@ -214,21 +187,6 @@ def _may_have_missed(hits: list[Hit], rows: Sequence[tuple] | None, k: int, max_
     if rows is None or len(hits) >= k:
         return False
     return not rows or rows[-1][3] <= max_distance
-
-
-def _tenant_share(tenant_id: int, model_name: str) -> tuple[int, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM {EMBEDDING_TABLE} WHERE tenant_id = %s AND model_name = %s",  # noqa: S608 - a constant
-            [tenant_id, model_name],
-        )
-        mine = cursor.fetchone()[0]
-        # The planner's estimate of the table size is enough to size ef_search.
-        cursor.execute(
-            "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass", [EMBEDDING_TABLE]
-        )
-        total = max(cursor.fetchone()[0], mine)
-    return mine, total
 
 
 def nearest_products(
@@ -256,11 +214,8 @@ def nearest_products(
     fetch = k * HITS_PER_PRODUCT
     ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))
     rows = None  # raw rows of an index scan, when one was used
-    if supports_iterative_scan():
-        rows = _indexed(where, params, fetch, ef_search, iterative=True)
-        hits, strategy = _group(rows, k, max_distance), "hnsw-iterative"
-    elif _has_own_index(tenant_id, model_name):
-        rows = _indexed(where, params, fetch, ef_search, iterative=False)
+    if _has_own_index(tenant_id, model_name):
+        rows = _indexed(where, params, fetch, ef_search)
         hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
     else:
         exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
@@ -270,11 +225,8 @@ def nearest_products(
                 hits = _exact(where, params, k, max_distance)  # products with many rows near the query
         else:
             # Its own index is not built yet (search/tenant_indexes.py).
-            mine, total = _tenant_share(tenant_id, model_name)
-            share = mine / total
-            widened = min(HNSW_EF_SEARCH_RANGE[1], max(ef_search, math.ceil(fetch / share * OVERFETCH_EF_FACTOR)))
-            rows = _indexed(where, params, fetch, widened, iterative=False)
-            hits, strategy = _group(rows, k, max_distance), "hnsw-overfetch"
+            rows = _indexed(where, params, fetch, ef_search)
+            hits, strategy = _group(rows, k, max_distance), "hnsw-shared"
     if _may_have_missed(hits, rows, k, max_distance):
         hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"
     return SearchResult(hits, (time.perf_counter() - started) * 1000, strategy)

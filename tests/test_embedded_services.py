@@ -33,6 +33,36 @@ def test_start_runs_postgres_with_pgvector_and_redis(services):
     assert env["DJANGO_SECRET_KEY"]
 
 
+def test_the_server_is_postgresql_18_with_pgvector_0_8_and_pgvectorscale(services):
+    data_dir, _ = services
+    env = embedded_services.read_env_file(data_dir / "services.env")
+    with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("18.")
+        available = dict(
+            conn.execute(
+                "SELECT name, default_version FROM pg_available_extensions WHERE name IN ('vector', 'vectorscale')"
+            ).fetchall()
+        )
+    assert tuple(int(n) for n in available["vector"].split(".")[:2]) >= (0, 8)
+    assert "vectorscale" in available
+
+
+def test_a_data_directory_of_an_older_postgresql_is_moved_aside_not_started(tmp_path, capsys):
+    old = tmp_path / "pg"
+    old.mkdir()
+    (old / "PG_VERSION").write_text("16\n")
+    (old / "base").mkdir()
+    postgres = embedded_services.Postgres(tmp_path)
+
+    aside = postgres.retire_incompatible()
+
+    assert aside == tmp_path / "pg-16.old" and (aside / "PG_VERSION").read_text() == "16\n"
+    assert not old.exists()  # a new cluster is made there at the next start
+    message = capsys.readouterr().err
+    assert "PostgreSQL 16" in message and "pg-16.old" in message and "make demo" in message
+    assert postgres.retire_incompatible() is None  # nothing left to move
+
+
 def test_second_start_reuses_what_runs(services):
     data_dir, _ = services
     env_before = (data_dir / "services.env").read_text()
