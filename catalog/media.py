@@ -1,12 +1,13 @@
 """Deleting media: rows (frames and embeddings go by cascade) and stored files,
-the files once the deletion has committed."""
+the files once the deletion has committed; or only what processing made of
+them (vectors, frames, thumbnails), which a failed item must not keep."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import QuerySet
 
-from catalog.models import Media, VideoFrame
+from catalog.models import Embedding, Media, VideoFrame
 from catalog.storage_keys import delete_files_on_commit
 
 
@@ -25,3 +26,14 @@ def delete_media(queryset: QuerySet[Media]) -> int:
     queryset.delete()
     delete_files_on_commit(keys)
     return count
+
+
+def delete_results(media_ids: list[int]) -> int:
+    """Delete the vectors and frames of the given media, and the frames'
+    thumbnails once the transaction commits; returns how many rows went."""
+    vectors = Embedding.objects.filter(media_id__in=media_ids)
+    frames = VideoFrame.objects.filter(media_id__in=media_ids)
+    delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
+    # The vectors first: the frames' deletion would otherwise look for theirs.
+    deleted, _ = vectors.delete()
+    return deleted + frames.delete()[0]

@@ -29,8 +29,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog.errors import Conflict
-from catalog.models import Embedding, Media, MediaQuerySet, VideoFrame
-from catalog.storage_keys import delete_files_on_commit
+from catalog.media import delete_results
+from catalog.models import Media, MediaQuerySet
 from config.queues import enqueue_processing
 
 logger = logging.getLogger(__name__)
@@ -114,10 +114,7 @@ def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list
     with transaction.atomic():
         ids = _release(media, now, status=Media.Status.FAILED, error=reason[:MAX_REASON_LENGTH])
         if ids:
-            Embedding.objects.filter(media_id__in=ids).delete()
-            frames = VideoFrame.objects.filter(media_id__in=ids)
-            delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
-            frames.delete()
+            delete_results(ids)
     for media_id in ids:
         logger.info("media %s failed: %s", media_id, reason)
     return ids

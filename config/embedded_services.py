@@ -21,6 +21,7 @@ This module must not import Django: it runs before there are settings.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import secrets
 import signal
@@ -119,6 +120,7 @@ class Postgres:
         return running[1] if running and port_answers(running[1]) else None
 
     @staticmethod
+    @functools.cache
     def server_major() -> int:
         """The major version of the bundled PostgreSQL (`postgres -V`)."""
         _commands, _ = pgserver_modules()

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from catalog import transitions
 from catalog.batches import id_batches, scoped
+from catalog.media import delete_results
 from catalog.models import Embedding, Media, Tenant, VideoFrame
-from catalog.storage_keys import delete_files_on_commit
 from media_pipeline.outcomes import MISSING_FILE
 
 # A stored file this young may belong to an upload whose row is not committed yet.
@@ -120,13 +120,11 @@ def delete_leftovers_of_failed(
         with transaction.atomic():
             # Locked and read again: an item reprocessed meanwhile keeps its new vectors.
             still = list(Media.objects.failed().filter(pk__in=ids).select_for_update().values_list("pk", flat=True))
-            vectors = Embedding.objects.filter(media_id__in=still)
-            frames = VideoFrame.objects.filter(media_id__in=still)
-            found += vectors.count() + frames.count()
-            if not dry_run:
-                delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
-                vectors.delete()
-                frames.delete()
+            if dry_run:
+                found += Embedding.objects.filter(media_id__in=still).count()
+                found += VideoFrame.objects.filter(media_id__in=still).count()
+            else:
+                found += delete_results(still)
     return found
 
 

@@ -6,6 +6,7 @@ version is activated (a task), and for each item that becomes ready."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -131,22 +132,28 @@ def predict_unassigned(tenant: Tenant, progress: Callable[[int, int], None] | No
     return report
 
 
-def predict_media(media: Media) -> PredictionReport | None:
-    """After an unassigned item is processed: the active version's prediction."""
-    if media.product_id is not None:
-        return None
-    recognizer = RecognizerModel.objects.active().select_related("tenant").filter(tenant_id=media.tenant_id).first()
+def predict_ready(media: Sequence[Media]) -> PredictionReport | None:
+    """After items of one tenant are processed: the active version's
+    predictions for the unassigned ones, in one pass; None without a version
+    that reads the current model's vectors."""
+    recognizer = RecognizerModel.objects.active().select_related("tenant").filter(tenant_id=media[0].tenant_id).first()
     if recognizer is None or recognizer.embedding_model != current_model_name():
         return None
-    return predict(recognizer, [media.pk], TenantSettings.of(media.tenant).auto_assign_confidence)
+    unassigned = [item.pk for item in media if item.product_id is None]
+    threshold = TenantSettings.of(media[0].tenant).auto_assign_confidence
+    return predict(recognizer, unassigned, threshold) if unassigned else PredictionReport()
 
 
 def on_media_ready(sender: Any, media: Sequence[Media], **kwargs: Any) -> None:
-    """Receiver of catalog.signals.media_ready (connected in SearchConfig.ready)."""
+    """Receiver of catalog.signals.media_ready (connected in SearchConfig.ready):
+    the predictions of each tenant's items."""
+    by_tenant: dict[int, list[Media]] = defaultdict(list)
     for item in media:
+        by_tenant[item.tenant_id].append(item)
+    for items in by_tenant.values():
         try:
-            predict_media(item)
+            predict_ready(items)
         except Exception:
-            # The item is ready and stays so; without a prediction it is simply
+            # The items are ready and stay so; without a prediction they are simply
             # unassigned until the recognizer's next run over unassigned media.
-            logger.exception("recognizer prediction for media %s failed", item.pk)
+            logger.exception("recognizer predictions for media %s failed", [item.pk for item in items])
