@@ -170,6 +170,11 @@ class Postgres:
         return aside
 
     def _init(self) -> None:
+        self._prepare_data_dir()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+
+    def _prepare_data_dir(self) -> None:
         _commands, utils = pgserver_modules()
 
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -185,8 +190,6 @@ class Postgres:
             utils.ensure_folder_permissions(_commands.POSTGRES_BIN_PATH.parent / "share", 0o044)
             entry = pwd.getpwnam(self._system_user)
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
-        if not (self.pgdata / "PG_VERSION").exists():
-            self._run("initdb", ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
 
     def start(self, port: int | None = None) -> Running:
         """Start on `port` (a free one by default), or reuse the running server."""
@@ -195,6 +198,26 @@ class Postgres:
         if running:
             return Running(running, reused=True)
         self._init()
+        port = self._start_server(port)
+        self._ensure_database(port)
+        return Running(port, reused=False)
+
+    def start_standby(self, primary_port: int, port: int | None = None) -> Running:
+        """A streaming standby (a read replica) of the server on `primary_port`:
+        a base backup of it into this data directory, with the settings that
+        make it follow the primary (`pg_basebackup -R`), then started. Reuses
+        the standby already made here."""
+        running = self.running_port()
+        if running:
+            return Running(running, reused=True)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._prepare_data_dir()
+            backup = ["-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres", "-R", "-X", "stream", "-c", "fast"]
+            self._run("pg_basebackup", backup)
+            self.pgdata.chmod(0o700)  # the backup keeps the directory's mode; PostgreSQL wants its own
+        return Running(self._start_server(port), reused=False)
+
+    def _start_server(self, port: int | None) -> int:
         port = port or free_port()
         self.log.touch()
         if self._system_user:
@@ -206,8 +229,7 @@ class Postgres:
         # matters more than surviving a power cut; production brings its own.
         options = f"-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", ["-w", "-t", str(START_TIMEOUT_S), "-o", options, "-l", str(self.log), "start"])
-        self._ensure_database(port)
-        return Running(port, reused=False)
+        return port
 
     def _ensure_database(self, port: int) -> None:
         import psycopg

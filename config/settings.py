@@ -93,16 +93,53 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/stockmind"),
-}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-# A kept connection is checked before a request reuses it: after PostgreSQL
-# restarts, the first request reconnects instead of failing on a dead socket.
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL with pgvector (postgres://...)")
+# Each process keeps a pool of connections (Django's psycopg pool): a request
+# or task borrows one and gives it back, so that a burst waits for a free
+# connection (up to DATABASE_POOL_TIMEOUT seconds, then a 503) instead of
+# opening more than PostgreSQL allows. A process holds at most
+# DATABASE_POOL_MAX_SIZE connections per database (docs/SCALING.md sizes it).
+DATABASE_POOL = env.bool("DATABASE_POOL", default=True)
+DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", default=1)
+DATABASE_POOL_MAX_SIZE = _positive_int("DATABASE_POOL_MAX_SIZE", 8)
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
+if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE:
+    raise ImproperlyConfigured("DATABASE_POOL_MIN_SIZE must be 0..DATABASE_POOL_MAX_SIZE")
+if DATABASE_POOL_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DATABASE_POOL_TIMEOUT must be a positive number of seconds")
+# Read replicas (search reads only, config/replicas.py): a connection attempt
+# gives up after this long, and a replica that failed is left alone this long.
+DATABASE_REPLICA_CONNECT_TIMEOUT = _positive_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)
+DATABASE_REPLICA_RETRY_SECONDS = _positive_int("DATABASE_REPLICA_RETRY_SECONDS", 30)
+
+
+def _database(url: str, *, replica: bool = False) -> dict:
+    database = env.db_url_config(url)
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL with pgvector (postgres://...)")
+    # A connection is checked before it is used (by the pool when pooled):
+    # after PostgreSQL restarts, the next request reconnects instead of failing
+    # on a dead socket.
+    database["CONN_HEALTH_CHECKS"] = True
+    options = database.setdefault("OPTIONS", {})
+    if replica:
+        options.setdefault("connect_timeout", DATABASE_REPLICA_CONNECT_TIMEOUT)
+        # Tests run on the primary's test database; a replica mirrors it.
+        database["TEST"] = {"MIRROR": "default"}
+    if DATABASE_POOL:
+        wait = min(DATABASE_POOL_TIMEOUT, DATABASE_REPLICA_CONNECT_TIMEOUT) if replica else DATABASE_POOL_TIMEOUT
+        options["pool"] = {"min_size": DATABASE_POOL_MIN_SIZE, "max_size": DATABASE_POOL_MAX_SIZE, "timeout": wait}
+        database["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    else:  # e.g. behind PgBouncer: a connection per thread, kept this many seconds
+        database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    return database
+
+
+DATABASES = {"default": _database(env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/stockmind"))}
+# Read replicas, comma-separated: searches read from one that answers
+# (config/replicas.py), everything else from the primary.
+for _n, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    DATABASES[f"replica_{_n}"] = _database(_url, replica=True)
+DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

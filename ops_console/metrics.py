@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media
+from config.replicas import SEARCH_READS
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -94,6 +95,7 @@ class PipelineCollector:
 
 
 REGISTRY.register(PipelineCollector())
+REGISTRY.register(SEARCH_READS)  # searches by the database that served them (config/replicas.py)
 
 
 class RequestMetricsMiddleware:

@@ -18,6 +18,9 @@ nearest of the whole index and keep only the tenant's few among them.
 An index scan that returns fewer products than asked for, while more may lie
 within reach of min_score, is followed by an exact scan. Hits are grouped by
 product (its best image or frame); unassigned media are their own entries.
+
+The queries run on the database of the search (config/replicas.py): a read
+replica when there is one, else the primary.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import transaction
 
 from catalog.models import EMBEDDING_TABLE, HNSW_EF_SEARCH_RANGE, TenantSettings
+from config.replicas import reading_connection
 from search.indexes import tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
@@ -105,7 +109,7 @@ def _exact(where: str, params: dict, k: int, max_distance: float) -> list[Hit]:
         ORDER BY distance, media_id
         LIMIT %(k)s
     """  # noqa: S608 - `where` is built from constants; values are parameters
-    with connection.cursor() as cursor:
+    with reading_connection().cursor() as cursor:
         cursor.execute(sql, {**params, "k": k, "max_distance": max_distance})
         return [Hit(m, f, p, 1.0 - float(d)) for m, f, p, d in cursor.fetchall()]
 
@@ -129,7 +133,7 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tupl
         ORDER BY distance, media_id
         LIMIT %(fetch)s
     """  # noqa: S608 - `where` is built from constants; values are parameters
-    with connection.cursor() as cursor:
+    with reading_connection().cursor() as cursor:
         cursor.execute(sql, {**params, "fetch": fetch, "scan_at_most": scan_at_most})
         rows = cursor.fetchall()
     return [row[:4] for row in rows], (rows[0][4] if rows else 0)
@@ -138,7 +142,7 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tupl
 def _has_own_index(tenant_id: int, model_name: str) -> bool:
     """Whether the tenant's own HNSW index (search/tenant_indexes.py) is built
     and usable: one lookup in the catalog, well under a millisecond."""
-    with connection.cursor() as cursor:
+    with reading_connection().cursor() as cursor:
         cursor.execute(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
             [tenant_index_name(tenant_id, model_name)],
@@ -159,7 +163,8 @@ def _indexed(where: str, params: dict, fetch: int, ef_search: int) -> list[tuple
         LIMIT %(fetch)s
     """  # noqa: S608 - `where` is built from constants; values are parameters
     # set_config(..., true) settings last until the transaction ends.
-    with transaction.atomic(), connection.cursor() as cursor:
+    database = reading_connection()
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         max_scan_tuples = max(MAX_SCAN_TUPLES, fetch * MAX_SCAN_TUPLES_PER_ROW)

@@ -10,11 +10,12 @@ import numpy as np
 from django.conf import settings
 
 from catalog.models import Media, Product, Tenant, TenantSettings, VideoFrame
+from config.replicas import search_read
 from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
 from search import vectors
-from search.query import nearest_products
+from search.query import Hit, SearchResult, nearest_products
 
 
 @dataclass(frozen=True)
@@ -59,26 +60,35 @@ def search(
     exclude_media_id: int | None = None,
 ) -> SearchResponse:
     model_name = current_model_name()
-    found = nearest_products(
-        vector,
-        tenant_id=tenant.pk,
-        model_name=model_name,
-        k=k,
-        min_score=min_score,
-        category=category or None,
-        exclude_media_id=exclude_media_id,
-        tenant_settings=TenantSettings.of(tenant),
-    )
-    media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in found.hits])
-    frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in found.hits if h.frame_id])
-    results = [
+    tenant_settings = TenantSettings.of(tenant)  # from the primary: it may store the defaults
+
+    def read() -> tuple[SearchResult, list[ResultEntry]]:
+        found = nearest_products(
+            vector,
+            tenant_id=tenant.pk,
+            model_name=model_name,
+            k=k,
+            min_score=min_score,
+            category=category or None,
+            exclude_media_id=exclude_media_id,
+            tenant_settings=tenant_settings,
+        )
+        return found, _entries(tenant, found.hits)
+
+    found, results = search_read(read)
+    return SearchResponse(results, round(found.took_ms, 2), model_name, found.strategy)
+
+
+def _entries(tenant: Tenant, hits: list[Hit]) -> list[ResultEntry]:
+    media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in hits])
+    frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in hits if h.frame_id])
+    return [
         ResultEntry(
             product=media[hit.media_id].product,
             score=round(min(1.0, max(0.0, hit.score)), 6),
             media=media[hit.media_id],
             frame=frames.get(hit.frame_id) if hit.frame_id else None,
         )
-        for hit in found.hits
+        for hit in hits
         if hit.media_id in media  # deleted between the two queries
     ]
-    return SearchResponse(results, round(found.took_ms, 2), model_name, found.strategy)

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import ApiKey
 from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
-from tests.factories import ApiKeyFactory, TenantFactory
+from tests.factories import ApiKeyFactory, EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, unit_vector
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +99,23 @@ def clip(settings, tiny_model):
     return get_embedder()
 
 
+# The query that finds the products of `searchable`.
+NEAR_QUERY = "near the query"
+
+
+@pytest.fixture
+def searchable(transactional_db, clip):
+    """A tenant with six products near NEAR_QUERY, committed for another
+    process (a web server) to see: its read key."""
+    tenant = TenantFactory(slug="searchable")
+    query = clip.embed_texts([NEAR_QUERY])[0]
+    for n in range(6):
+        media = MediaFactory(tenant=tenant, product=ProductFactory(tenant=tenant, sku=f"P-{n}"))
+        near = query + 0.1 * np.asarray(unit_vector(n))
+        EmbeddingFactory(media=media, model_name="clip-tiny", vector=(near / np.linalg.norm(near)).tolist())
+    return ApiKeyFactory(tenant=tenant, scope=ApiKey.Scope.READ).plaintext
+
+
 @pytest.fixture
 def broker(settings):
     """The real Redis broker, with the suite's queues emptied before and after."""
@@ -154,6 +172,34 @@ def broker_unreachable():
         yield
     finally:
         point_at(url)
+
+
+@contextmanager
+def database_unreachable(wait_s: float = 0.5):
+    """This process's database connections pointed at a port nobody answers
+    (a real failure to connect, as while PostgreSQL restarts), then back. A
+    request waits `wait_s` for a pooled connection instead of
+    DATABASE_POOL_TIMEOUT, to spare the suite's time."""
+    from django.db import connection
+
+    from config.embedded_services import free_port
+
+    options = connection.settings_dict["OPTIONS"]
+    saved = connection.settings_dict["PORT"], options.get("pool")
+
+    def point_at(port: str, pool: dict | None) -> None:
+        connection.close()
+        with suppress(KeyError):
+            connection.close_pool()  # type: ignore[attr-defined] # the next connection makes a new pool
+        connection.settings_dict["PORT"] = port
+        if pool:
+            options["pool"] = pool
+
+    point_at(str(free_port()), saved[1] and {**saved[1], "timeout": wait_s})
+    try:
+        yield
+    finally:
+        point_at(*saved)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str = "condition"):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from catalog.models import Media
 from config.embedded_services import free_port
 from media_pipeline.sweeper import sweep
-from tests.conftest import broker_unreachable, error_code, queued_batches
+from tests.conftest import broker_unreachable, database_unreachable, error_code, queued_batches
 from tests.media_files import jpeg_bytes
 
 
@@ -23,12 +23,8 @@ from tests.media_files import jpeg_bytes
 def database_down(transactional_db):
     """The web process's database connection pointed at a port nobody answers:
     a real failure to connect, as while PostgreSQL restarts."""
-    port = connection.settings_dict["PORT"]
-    connection.close()
-    connection.settings_dict["PORT"] = str(free_port())
-    yield
-    connection.close()
-    connection.settings_dict["PORT"] = port
+    with database_unreachable():
+        yield
 
 
 @pytest.mark.parametrize(
@@ -43,14 +39,8 @@ def test_database_down_is_503_with_retry_after(api, database_down, method, path)
 
 
 def test_the_api_works_again_once_the_database_is_back(api, transactional_db):
-    port = connection.settings_dict["PORT"]
-    connection.close()
-    connection.settings_dict["PORT"] = str(free_port())
-    try:
+    with database_unreachable():
         assert api.get("/api/v1/products/").status_code == 503
-    finally:
-        connection.close()
-        connection.settings_dict["PORT"] = port
     assert api.get("/api/v1/products/").status_code == 200
 
 

@@ -16,7 +16,7 @@ from catalog.models import Embedding, Media, Product
 from media_pipeline import bridge as bridge_module
 from media_pipeline.bridge import Bridge
 from media_pipeline.models import RejectedS3Event
-from tests.conftest import error_code, wait_until_settled
+from tests.conftest import database_unreachable, error_code, wait_until_settled
 from tests.factories import ProductFactory, TenantFactory
 from tests.media_files import jpeg_bytes
 
@@ -370,21 +370,11 @@ def test_an_uploads_own_s3_event_seen_before_it_commits_makes_no_second_item(
 def test_the_bridge_receives_nothing_while_the_database_is_down(transactional_db, tenant, bridge, queue_url):
     """Each receive counts toward the dead-letter queue: an outage must not
     spend them. Nothing is received until the database answers again."""
-    from django.db import connection
-
-    from config.embedded_services import free_port
-
     put(key_for("shoe.jpg"), jpeg_bytes())
-    port = connection.settings_dict["PORT"]
-    connection.close()
-    connection.settings_dict["PORT"] = str(free_port())
-    try:
+    with database_unreachable():
         for _ in range(3):
             with pytest.raises(django.db.OperationalError):
                 bridge.run_once()
-    finally:
-        connection.close()
-        connection.settings_dict["PORT"] = port
     [message] = sqs_client().receive_message(QueueUrl=queue_url, AttributeNames=["ApproximateReceiveCount"])["Messages"]
     assert message["Attributes"]["ApproximateReceiveCount"] == "1"  # this one: the bridge took none
     assert bridge.handle(message) is True
