@@ -239,12 +239,42 @@ class Section:
     keys: tuple[str, ...]
     requirement: str = ""
 
-    def lines(self, tables: list[dict]) -> list[str]:
+    def lines(self, tables: list[dict], earlier: dict[str, list[str]] | None = None) -> list[str]:
+        """The section's lines: its tables of this run; without any, what the
+        page said before under the same title (`earlier`, kept by a run of
+        some scripts only)."""
+        held = [table for table in tables if table["key"] in self.keys]
+        before = (earlier or {}).get(_title(self.heading))
+        if not held and before and NOT_RUN not in before:
+            return [f"## {self.heading}", "", KEPT, *before]
         lines = [f"## {self.heading}", ""]
         if self.requirement:
             lines += [f"> {self.requirement}", ""]
-        held = [table for table in tables if table["key"] in self.keys]
-        return lines + ([part for table in held for part in (table["markdown"], "")] or ["(not run)", ""])
+        return lines + ([part for table in held for part in (table["markdown"], "")] or [NOT_RUN, ""])
+
+
+NOT_RUN = "(not run)"
+KEPT = "(Not run this time: kept from the page's earlier run, whose machine and versions may differ.)"
+
+
+def _title(heading: str) -> str:
+    """A section's heading without its number: "4. Vector search" -> "Vector search"."""
+    number, _, rest = heading.partition(". ")
+    return rest if number.isdigit() else heading
+
+
+def earlier_sections(path: Path) -> dict[str, list[str]]:
+    """The sections of the page as written before, by title (heading without
+    its number), each without its heading and note of having been kept: what
+    a run of some scripts only (--only) keeps."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.startswith("## "):
+            current = sections.setdefault(_title(line[3:]), [])
+        elif current is not None and line != KEPT:
+            current.append(line)
+    return sections
 
 
 def write_page(path: Path, lines: list[str], started: float) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT
-from bench.report import Section, failures_lines, page_head, run_scripts, write_page
+from bench.report import Section, earlier_sections, failures_lines, page_head, run_scripts, write_page
 
 OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
 
@@ -28,6 +28,7 @@ SCRIPTS = [
     ("ingest.py", [], ["--images", "32", "--rounds", "1"]),
     ("video.py", [], ["--rounds", "1"]),
     ("vector_search.py", [], ["--quick"]),
+    ("vector_scale.py", [], ["--quick"]),
     ("api.py", [], ["--requests", "30", "--seconds", "5", "--rounds", "1"]),
 ]
 SECTIONS = [
@@ -35,8 +36,9 @@ SECTIONS = [
     Section("2. Embedding fidelity", ("fidelity",)),
     Section("3. Video", ("video",)),
     Section("4. Vector search", ("vector",)),
-    Section("5. Search API, end to end", ("api",)),
-    Section("6. Memory", ("memory",)),
+    Section("5. Vector search at scale", ("vector_scale",)),
+    Section("6. Search API, end to end", ("api",)),
+    Section("7. Memory", ("memory",)),
 ]
 
 
@@ -58,12 +60,13 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
+    earlier = earlier_sections(OUTPUT) if args.only else {}
     tables, seconds_each, failures = run_scripts(SCRIPTS, args.quick, args.only)
     timings = [f"{script} {seconds:.0f} s" for script, seconds in seconds_each]
     lines = page_head("Benchmarks", introduction(args.quick), started, timings)
     lines += failures_lines(failures)
     for section in SECTIONS:
-        lines += section.lines(tables)
+        lines += section.lines(tables, earlier)
     write_page(OUTPUT, lines, started)
     if failures:
         sys.exit("; ".join(failures))

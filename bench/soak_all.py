@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT
-from bench.report import MISSED, Section, failures_lines, page_head, run_scripts, write_page
+from bench.report import MISSED, Section, earlier_sections, failures_lines, page_head, run_scripts, write_page
 
 OUTPUT = ROOT / "docs" / "RELIABILITY.md"
 
@@ -86,6 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
+    earlier = earlier_sections(OUTPUT) if args.only else {}
     tables, seconds_each, failures = run_scripts(SCRIPTS, args.quick, args.only)
     timings = [f"{script} {seconds / 60:.1f} min" for script, seconds in seconds_each]
     verdicts = [(section.heading, requirement_verdict(tables, checks)) for section, checks in REQUIREMENTS]
@@ -93,7 +94,7 @@ def main() -> None:
     lines += ["## Verdicts", "", *(f"- {heading}: {result}" for heading, result in verdicts), ""]
     lines += failures_lines(failures)
     for section, _ in REQUIREMENTS:
-        lines += section.lines(tables)
+        lines += section.lines(tables, earlier)
     write_page(OUTPUT, lines, started)
     for heading, result in verdicts:
         print(f"{heading}: {result}")

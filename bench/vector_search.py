@@ -110,34 +110,44 @@ def clustered(rng: np.random.Generator, count: int, centres: np.ndarray) -> np.n
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def copy_rows(tenant_id: int, media_ids: np.ndarray, vectors: np.ndarray) -> bytes:
-    """Rows of the vectors' table (EMBEDDING_TABLE) in COPY's binary format, built by numpy."""
+def copy_rows(
+    tenant_id: int, media_ids: np.ndarray, vectors: np.ndarray, product_ids: np.ndarray | None = None
+) -> bytes:
+    """Rows of the vectors' table (EMBEDDING_TABLE) in COPY's binary format,
+    built by numpy; with `product_ids`, the product column too (COPY_COLUMNS)."""
     model = MODEL.encode()
-    row = np.dtype(
-        [
-            ("fields", ">i2"),
-            ("tenant_len", ">i4"),
-            ("tenant", ">i8"),
-            ("media_len", ">i4"),
-            ("media", ">i8"),
-            ("model_len", ">i4"),
-            ("model", f"S{len(model)}"),
-            ("vector_len", ">i4"),
-            ("dim", ">i2"),
-            ("unused", ">i2"),
-            ("vector", ">f4", (DIM,)),
-            ("created_len", ">i4"),
-            ("created", ">i8"),
-        ]
-    )
-    rows = np.zeros(len(media_ids), row)
-    rows["fields"] = 5
+    fields = [
+        ("fields", ">i2"),
+        ("tenant_len", ">i4"),
+        ("tenant", ">i8"),
+        ("media_len", ">i4"),
+        ("media", ">i8"),
+        ("model_len", ">i4"),
+        ("model", f"S{len(model)}"),
+        ("vector_len", ">i4"),
+        ("dim", ">i2"),
+        ("unused", ">i2"),
+        ("vector", ">f4", (DIM,)),
+        ("created_len", ">i4"),
+        ("created", ">i8"),
+    ]
+    if product_ids is not None:
+        fields += [("product_len", ">i4"), ("product", ">i8")]
+    rows = np.zeros(len(media_ids), np.dtype(fields))
+    rows["fields"] = len(copy_columns(product_ids is not None))
     rows["tenant_len"], rows["tenant"] = 8, tenant_id
     rows["media_len"], rows["media"] = 8, media_ids
     rows["model_len"], rows["model"] = len(model), model
     rows["vector_len"], rows["dim"], rows["vector"] = 4 + 4 * DIM, DIM, vectors
     rows["created_len"], rows["created"] = 8, int(time.time() * 1e6) - PG_EPOCH_US
+    if product_ids is not None:
+        rows["product_len"], rows["product"] = 8, product_ids
     return rows.tobytes()
+
+
+def copy_columns(with_product: bool = False) -> list[str]:
+    """The columns copy_rows writes, in order."""
+    return ["tenant_id", "media_id", "model_name", "vector", "created_at"] + (["product_id"] if with_product else [])
 
 
 def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
@@ -157,36 +167,56 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute(f"TRUNCATE {EMBEDDING_TABLE}, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
         for number, size in enumerate(sizes):
-            tenant_id, media_ids = _insert_tenant(cursor, number, size)
+            tenant_id, media_ids, _ = _insert_tenant(cursor, number, size)
             _copy_vectors(cursor, copy_rows(tenant_id, media_ids, clustered(rng, size, centres)))
             tenants.append((tenant_id, size))
         cursor.execute(f"VACUUM ANALYZE {EMBEDDING_TABLE}")
     return tenants
 
 
-def _insert_tenant(cursor, number: int, size: int) -> tuple[int, np.ndarray]:
-    """Tenant `number` and `size` ready images of it: its id and theirs."""
+# With products: which category each product of a tenant is in, by its number
+# (1-based), so that a category filter keeps 10% or 1% of them (SQL with
+# parameters: % doubled).
+CATEGORY_OF_NUMBER = "CASE WHEN i %% 100 = 0 THEN 'one-percent' WHEN i %% 10 = 1 THEN 'ten-percent' ELSE 'other' END"
+FILTER_SHARES = {"ten-percent": 0.10, "one-percent": 0.01}
+
+
+def _insert_tenant(cursor, number: int, size: int, with_products: bool = False) -> tuple[int, np.ndarray, np.ndarray]:
+    """Tenant `number` and `size` ready images of it, each of a product of its
+    own when `with_products`: its id, theirs and their products' (empty without)."""
     cursor.execute(
         "INSERT INTO catalog_tenant (slug, name, is_active, created_at) VALUES (%s, %s, true, now()) RETURNING id",
         [f"bench-{number}", f"bench {number}"],
     )
     tenant_id = cursor.fetchone()[0]
+    product_ids = np.array([], dtype=np.int64)
+    if with_products:
+        cursor.execute(
+            "INSERT INTO catalog_product (tenant_id, sku, title, category, attributes, created_at, updated_at)"  # noqa: S608
+            f" SELECT %s, 'P-' || i, 'product ' || i, {CATEGORY_OF_NUMBER}, '{{}}', now(), now()"
+            " FROM generate_series(1, %s) AS i ORDER BY i RETURNING id",
+            [tenant_id, size],
+        )
+        product_ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
     cursor.execute(
-        "INSERT INTO catalog_media (tenant_id, kind, source, storage_key, original_filename, content_type,"
-        " size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag, s3_sequencer)"
-        " SELECT %s, 'image', 'upload', 'bench/' || i, '', 'image/jpeg', 1000, '', 'ready', 1, '', now(),"
-        " now(), '', '', '' FROM generate_series(1, %s) AS i RETURNING id",
-        [tenant_id, size],
+        "INSERT INTO catalog_media (tenant_id, product_id, kind, source, storage_key, original_filename,"
+        " content_type, size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag,"
+        " s3_sequencer)"
+        " SELECT %s, (%s::bigint[])[i], 'image', 'upload', 'bench/' || i, '', 'image/jpeg', 1000, '', 'ready', 1,"
+        " '', now(), now(), '', '', '' FROM generate_series(1, %s) AS i ORDER BY i RETURNING id, product_id",
+        [tenant_id, product_ids.tolist(), size],
     )
-    return tenant_id, np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+    rows = cursor.fetchall()
+    media_ids = np.array([row[0] for row in rows], dtype=np.int64)
+    # Each image's product as the row has it (the order RETURNING gives is not promised).
+    return tenant_id, media_ids, np.array([row[1] for row in rows], dtype=np.int64) if with_products else product_ids
 
 
-def _copy_vectors(cursor, data: bytes) -> None:
+def _copy_vectors(cursor, data: bytes, with_product: bool = False) -> None:
     from catalog.models import EMBEDDING_TABLE
 
-    with cursor.cursor.copy(
-        f"COPY {EMBEDDING_TABLE} (tenant_id, media_id, model_name, vector, created_at) FROM STDIN BINARY"
-    ) as copy:
+    columns = ", ".join(copy_columns(with_product))
+    with cursor.cursor.copy(f"COPY {EMBEDDING_TABLE} ({columns}) FROM STDIN BINARY") as copy:
         copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, no extension
         for start in range(0, len(data), COPY_CHUNK):
             copy.write(data[start : start + COPY_CHUNK])
@@ -196,20 +226,29 @@ def _copy_vectors(cursor, data: bytes) -> None:
 def build_shared_index() -> float:
     """The shared index, built as the migrations build it (on the loaded rows,
     not CONCURRENTLY)."""
-    from django.conf import settings
     from django.db import connection
 
     from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_EF_CONSTRUCTION, SHARED_INDEX_M, SHARED_INDEX_NAME
 
     with connection.cursor() as cursor:
-        cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
-        started = time.perf_counter()
-        cursor.execute(
-            f"CREATE INDEX {SHARED_INDEX_NAME} ON {EMBEDDING_TABLE} USING hnsw (vector vector_cosine_ops)"
-            f" WITH (m = {SHARED_INDEX_M}, ef_construction = {SHARED_INDEX_EF_CONSTRUCTION})"
+        return timed_hnsw_build(
+            cursor, SHARED_INDEX_NAME, EMBEDDING_TABLE, SHARED_INDEX_M, SHARED_INDEX_EF_CONSTRUCTION
         )
-        seconds = time.perf_counter() - started
-        cursor.execute("RESET maintenance_work_mem")
+
+
+def timed_hnsw_build(cursor, name: str, table: str, m: int, ef_construction: int) -> float:
+    """Seconds to build an HNSW index over every row of `table`, with the build
+    memory the application gives its own builds."""
+    from django.conf import settings
+
+    cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
+    started = time.perf_counter()
+    cursor.execute(
+        f"CREATE INDEX {name} ON {table} USING hnsw (vector vector_cosine_ops)"
+        f" WITH (m = {m}, ef_construction = {ef_construction})"
+    )
+    seconds = time.perf_counter() - started
+    cursor.execute("RESET maintenance_work_mem")
     return seconds
 
 

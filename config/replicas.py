@@ -1,4 +1,5 @@
-"""Read replicas for searches (`DATABASE_REPLICA_URLS`).
+"""Which database a search reads from: read replicas (`DATABASE_REPLICA_URLS`),
+and its pooled connection given back while it computes.
 
 A search is a read that may lag the primary by a moment: its vector query and
 the lookups of what it found run on a replica that answers, taken in turn.
@@ -6,9 +7,11 @@ Everything else reads from the primary, and so sees its own writes: the
 settings a search uses, the item a "more like this" starts from, every read
 of the API's other operations, of workers and of the console.
 
-A replica that fails (stopped, unreachable, or its query cancelled by
-recovery) is left alone for `DATABASE_REPLICA_RETRY_SECONDS`, and the search
-it failed runs again on the primary: clients see an answer, not the outage.
+A search that fails on a replica runs again on the primary: clients see an
+answer, not the outage. A replica that then does not accept a connection
+(stopped, unreachable) is left alone for `DATABASE_REPLICA_RETRY_SECONDS`;
+one that does (its pool was busy, recovery cancelled the query) is tried
+again by the next search.
 """
 
 from __future__ import annotations
@@ -54,11 +57,25 @@ def _answering() -> list[str]:
         return [alias for alias in replica_aliases() if _down_until.get(alias, 0.0) <= now]
 
 
+def _still_answers(alias: str) -> bool:
+    """Whether the replica accepts a connection of its own (outside its pool):
+    a replica that failed a search because its pool was busy, or because
+    recovery cancelled the query, is not down."""
+    database = connections[alias]
+    params = database.get_connection_params()
+    params.pop("context", None)
+    try:
+        with database.Database.connect(**params):  # type: ignore[attr-defined]
+            return True
+    except database.Database.Error:  # type: ignore[attr-defined] # psycopg's: it does not answer
+        return False
+
+
 def _mark_down(alias: str, exc: Exception) -> None:
     with _lock:
         _down_until[alias] = time.monotonic() + settings.DATABASE_REPLICA_RETRY_SECONDS
     logger.warning(
-        "replica %s failed (%s: %s): searches read from the primary for %d s",
+        "replica %s failed (%s: %s) and does not answer: searches read from the primary for %d s",
         alias,
         type(exc).__name__,
         exc,
@@ -88,8 +105,15 @@ def search_read(read: Callable[[], T]) -> T:
         try:
             with _reading_from(alias):
                 result = read()
-        except (django.db.OperationalError, django.db.InterfaceError) as exc:
-            _mark_down(alias, exc)
+        except (django.db.OperationalError, django.db.InterfaceError, django.db.ProgrammingError) as exc:
+            # Unreachable, its pool busy, the query cancelled by recovery, or its
+            # schema behind the primary's mid-migration: this search reads
+            # from the primary, and only a replica that no longer answers is
+            # left alone.
+            if _still_answers(alias):
+                logger.info("replica %s failed a search (%s): read from the primary", alias, exc)
+            else:
+                _mark_down(alias, exc)
         else:
             SEARCH_READS.labels(alias).inc()
             return result
@@ -97,6 +121,17 @@ def search_read(read: Callable[[], T]) -> T:
         result = read()
     SEARCH_READS.labels(DEFAULT_DB_ALIAS).inc()
     return result
+
+
+def release_connections() -> None:
+    """Give this thread's pooled connections back before a long computation
+    that needs none (a query's forward pass): other requests use them
+    meanwhile, and the next query borrows one again. Connections inside a
+    transaction, and unpooled ones, are kept; call it with no cursor open."""
+    for database in connections.all(initialized_only=True):
+        idle = database.connection is not None and database.autocommit and not database.in_atomic_block
+        if idle and getattr(database, "pool", None):
+            database.close()
 
 
 def reading_connection() -> BaseDatabaseWrapper:

@@ -101,7 +101,7 @@ TEMPLATES = [
 DATABASE_POOL = env.bool("DATABASE_POOL", default=True)
 DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", default=1)
 DATABASE_POOL_MAX_SIZE = _positive_int("DATABASE_POOL_MAX_SIZE", 8)
-DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=10.0)
 if not 0 <= DATABASE_POOL_MIN_SIZE <= DATABASE_POOL_MAX_SIZE:
     raise ImproperlyConfigured("DATABASE_POOL_MIN_SIZE must be 0..DATABASE_POOL_MAX_SIZE")
 if DATABASE_POOL_TIMEOUT <= 0:
@@ -123,7 +123,8 @@ def _database(url: str, *, replica: bool = False) -> dict:
     options = database.setdefault("OPTIONS", {})
     if replica:
         options.setdefault("connect_timeout", DATABASE_REPLICA_CONNECT_TIMEOUT)
-        # Tests run on the primary's test database; a replica mirrors it.
+        # A test run makes no test database on a replica (the suite itself
+        # runs without replicas: tests/services_env.py).
         database["TEST"] = {"MIRROR": "default"}
     if DATABASE_POOL:
         wait = min(DATABASE_POOL_TIMEOUT, DATABASE_REPLICA_CONNECT_TIMEOUT) if replica else DATABASE_POOL_TIMEOUT

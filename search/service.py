@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 
 from catalog.models import Media, Product, Tenant, TenantSettings, VideoFrame
-from config.replicas import search_read
+from config.replicas import release_connections, search_read
 from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
@@ -38,10 +38,12 @@ def image_vector(file: IO[bytes], size: int) -> np.ndarray:
     """A query photo, checked with the search limits, as a unit vector."""
     probe(file, size, max_bytes=settings.MAX_SEARCH_IMAGE_BYTES, images_only=True)
     image, _ = load_image(file)
+    release_connections()  # the forward pass waits its turn on the model: others use the connection meanwhile
     return get_embedder().embed_images([image])[0]
 
 
 def text_vector(text: str) -> np.ndarray:
+    release_connections()
     return get_embedder().embed_texts([text])[0]
 
 

@@ -11,6 +11,9 @@ TEST_DATA = ROOT / ".data" / "test"
 
 os.environ.setdefault("STOCKMIND_SERVICES_ENV", str(TEST_DATA / "services.env"))
 os.environ.setdefault("MEDIA_ROOT", str(TEST_DATA / "media"))
+# Replicas would not see a test's rows (inside its transaction): the suite runs
+# without them; tests/test_replicas.py starts a server with one of its own.
+os.environ.pop("DATABASE_REPLICA_URLS", None)
 # The suite never downloads: a hub id must fail fast, not wait on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
