@@ -48,6 +48,7 @@ from bench.vector_search import (
     cluster_centres,
     clustered,
     copy_rows,
+    insert_ready_images,
     plan,
     relation_mb,
     sync_tenant_indexes,
@@ -242,14 +243,7 @@ def new_media(tenant_id: int, count: int) -> list[int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO catalog_media (tenant_id, kind, source, storage_key, original_filename, content_type,"
-            " size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag, s3_sequencer)"
-            " SELECT %s, 'image', 'upload', 'bench/new/' || i, '', 'image/jpeg', 1000, '', 'ready', 1, '',"
-            " now(), now(), '', '', '' FROM generate_series(1, %s) AS i ORDER BY i RETURNING id",
-            [tenant_id, count],
-        )
-        return [row[0] for row in cursor.fetchall()]
+        return [media_id for media_id, _ in insert_ready_images(cursor, tenant_id, count, "bench/new/")]
 
 
 def nearest_rows(table: str, tenant_id: int, vector: np.ndarray) -> None:

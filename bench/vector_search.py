@@ -198,18 +198,26 @@ def _insert_tenant(cursor, number: int, size: int, with_products: bool = False) 
             [tenant_id, size],
         )
         product_ids = np.array([row[0] for row in cursor.fetchall()], dtype=np.int64)
+    rows = insert_ready_images(cursor, tenant_id, size, "bench/", product_ids)
+    media_ids = np.array([row[0] for row in rows], dtype=np.int64)
+    # Each image's product as the row has it (the order RETURNING gives is not promised).
+    return tenant_id, media_ids, np.array([row[1] for row in rows], dtype=np.int64) if with_products else product_ids
+
+
+def insert_ready_images(
+    cursor, tenant_id: int, count: int, key_prefix: str, product_ids: np.ndarray | None = None
+) -> list[tuple[int, int | None]]:
+    """`count` ready images of the tenant, the i-th of product_ids[i] when
+    given: (id, product id) of each."""
     cursor.execute(
         "INSERT INTO catalog_media (tenant_id, product_id, kind, source, storage_key, original_filename,"
         " content_type, size, sha256, status, attempts, error, created_at, updated_at, claim_token, s3_etag,"
         " s3_sequencer)"
-        " SELECT %s, (%s::bigint[])[i], 'image', 'upload', 'bench/' || i, '', 'image/jpeg', 1000, '', 'ready', 1,"
+        " SELECT %s, (%s::bigint[])[i], 'image', 'upload', %s || i, '', 'image/jpeg', 1000, '', 'ready', 1,"
         " '', now(), now(), '', '', '' FROM generate_series(1, %s) AS i ORDER BY i RETURNING id, product_id",
-        [tenant_id, product_ids.tolist(), size],
+        [tenant_id, [] if product_ids is None else product_ids.tolist(), key_prefix, count],
     )
-    rows = cursor.fetchall()
-    media_ids = np.array([row[0] for row in rows], dtype=np.int64)
-    # Each image's product as the row has it (the order RETURNING gives is not promised).
-    return tenant_id, media_ids, np.array([row[1] for row in rows], dtype=np.int64) if with_products else product_ids
+    return cursor.fetchall()
 
 
 def _copy_vectors(cursor, data: bytes, with_product: bool = False) -> None:

@@ -16,6 +16,7 @@ again by the next search.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -132,6 +133,16 @@ def release_connections() -> None:
         idle = database.connection is not None and database.autocommit and not database.in_atomic_block
         if idle and getattr(database, "pool", None):
             database.close()
+
+
+def close_pools() -> None:
+    """Close this thread's connections and their databases' pools: the next
+    connection makes a new pool (with the settings as they are then). Before a
+    process forks children that must not share its sockets or pool threads."""
+    for database in connections.all(initialized_only=True):
+        database.close()
+        with contextlib.suppress(KeyError):
+            database.close_pool()  # type: ignore[attr-defined] # PostgreSQL's wrapper; a no-op unpooled
 
 
 def reading_connection() -> BaseDatabaseWrapper:

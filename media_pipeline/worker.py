@@ -5,15 +5,14 @@ MediaPipelineConfig.ready(), which runs in a worker before these signals."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from typing import Any
 
 from celery.signals import heartbeat_sent, worker_init, worker_shutdown
-from django.db import connections
 
 from catalog.vector_engine import pgvector_problem
+from config.replicas import close_pools
 from config.transient import TRANSIENT_ERRORS
 from media_pipeline import heartbeat
 from media_pipeline.embedder import ModelUnavailable, check_model_config
@@ -43,21 +42,13 @@ def check_pgvector(**kwargs: Any) -> None:
         logger.warning("pgvector not checked at start-up, the database does not answer: %s", exc)
         return
     finally:
-        _close_pools()
+        # The process that forks the worker's processes holds no connection
+        # nor pool when it does: a child would share the socket and inherit a
+        # pool without its threads. (Celery closes a child's after each task.)
+        close_pools()
     if problem:
         print(f"Stock Mind worker cannot start: {problem}", file=sys.stderr)
         raise SystemExit(1)
-
-
-def _close_pools() -> None:
-    """The process that starts a worker's pool of processes holds no database
-    connection nor connection pool when it forks them: a child would share the
-    connection's socket and inherit a pool without its threads. (Celery closes a
-    child's connections, and its pool, after each task.)"""
-    for database in connections.all(initialized_only=True):
-        database.close()
-        with contextlib.suppress(KeyError):
-            database.close_pool()  # type: ignore[attr-defined] # PostgreSQL's wrapper
 
 
 @heartbeat_sent.connect

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -183,14 +183,13 @@ def database_unreachable(wait_s: float = 0.5):
     from django.db import connection
 
     from config.embedded_services import free_port
+    from config.replicas import close_pools
 
     options = connection.settings_dict["OPTIONS"]
     saved = connection.settings_dict["PORT"], options.get("pool")
 
     def point_at(port: str, pool: dict | None) -> None:
-        connection.close()
-        with suppress(KeyError):
-            connection.close_pool()  # type: ignore[attr-defined] # the next connection makes a new pool
+        close_pools()  # the next connection makes a new pool, on this port
         connection.settings_dict["PORT"] = port
         if pool:
             options["pool"] = pool

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import NEAR_QUERY
-from tests.web_server import gunicorn_argv, request, runserver_argv, server_env, serving
+from tests.web_server import gunicorn_argv, own_connection, request, runserver_argv, server_env, serving
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 250
@@ -36,8 +36,7 @@ def test_settings_pool_every_database_connection():
 def monitor() -> psycopg.Connection:
     """A connection of the test's own, outside any transaction: pg_stat_activity
     read inside one stays as it was when the transaction first read it."""
-    db = settings.DATABASES["default"]
-    return psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True)
+    return own_connection(dbname="postgres")
 
 
 def connections_of(conn: psycopg.Connection, application_name: str, *, waiting_on_a_lock: bool = False) -> int:
@@ -124,10 +123,9 @@ def test_a_request_that_waits_too_long_for_a_connection_is_a_503(searchable, tin
     to retry; both answer normally once the lock is gone."""
     name = "stockmind-pool-timeout"
     env = server_env(tmp_path / "media", str(tiny_model), name, DATABASE_POOL_MAX_SIZE="1", DATABASE_POOL_TIMEOUT="1")
-    db = settings.DATABASES["default"]
     with serving(runserver_argv, env, tmp_path / "runserver.log") as port, monitor() as watch:
         assert_answers_normally(port, searchable)
-        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as locker:
+        with own_connection(autocommit=False) as locker:
             locker.execute("LOCK TABLE catalog_apikey IN ACCESS EXCLUSIVE MODE")
             with ThreadPoolExecutor(1) as pool:
                 stuck = pool.submit(search, port, searchable, "stuck")

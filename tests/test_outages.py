@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,6 +16,7 @@ from config.embedded_services import free_port
 from media_pipeline.sweeper import sweep
 from tests.conftest import broker_unreachable, database_unreachable, error_code, queued_batches
 from tests.media_files import jpeg_bytes
+from tests.web_server import own_connection
 
 
 @pytest.fixture
@@ -98,11 +98,7 @@ class StorageThatOutlivesTheDatabase(FileSystemStorage):
 
     def _save(self, name, content):
         saved = super()._save(name, content)
-        with psycopg.connect(
-            f"postgresql://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
-            f"{connection.settings_dict['PORT']}/{connection.settings_dict['NAME']}",
-            autocommit=True,
-        ) as admin:
+        with own_connection() as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
         return saved
 

@@ -5,7 +5,6 @@ when it stops; every other read and every write stays on the primary."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
@@ -14,7 +13,7 @@ from catalog.models import Product
 from config.embedded_services import Postgres
 from config.replicas import ReplicaRouter, search_read
 from tests.conftest import NEAR_QUERY, wait_for
-from tests.web_server import fetch_text, request, runserver_argv, server_env, serving
+from tests.web_server import fetch_text, own_connection, request, runserver_argv, server_env, serving
 
 TEXT_URL = "/api/v1/search/text"
 APPLICATION = "stockmind-replica-test"
@@ -37,11 +36,6 @@ def standby(tmp_path):
     server.stop()
 
 
-def standby_connection(port: int) -> psycopg.Connection:
-    db = settings.DATABASES["default"]
-    return psycopg.connect(host="127.0.0.1", port=port, user=db["USER"], dbname=db["NAME"], autocommit=True)
-
-
 def searches_by_database(port: int) -> dict[str, float]:
     """What the server's /metrics count of searches says, by database."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -57,7 +51,7 @@ def searches_by_database(port: int) -> dict[str, float]:
 
 
 def test_searches_are_served_by_the_standby_and_survive_it_stopping(searchable, standby, tiny_model, tmp_path):
-    with standby_connection(standby) as replica:
+    with own_connection(port=standby) as replica:
         assert replica.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
         # The standby has replayed the tenant's committed rows.
         wait_for(
@@ -75,7 +69,7 @@ def test_searches_are_served_by_the_standby_and_survive_it_stopping(searchable, 
             assert status == 200 and len(body["results"]) == 3, body
         found = [result["product"]["sku"] for result in body["results"]]
         assert searches_by_database(port) == {"replica_1": 3.0}
-        with standby_connection(standby) as replica:  # the server's connection is to the standby
+        with own_connection(port=standby) as replica:  # the server's connection is to the standby
             row = replica.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APPLICATION])
             assert row.fetchone()[0] >= 1  # type: ignore[index]
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.conf import settings
+
 from config.embedded_services import free_port, port_answers
 from tests.worker_process import ROOT, worker_env
 
@@ -60,23 +62,35 @@ def serving(argv_for_port, env: dict, log: Path, timeout: float = 60) -> Iterato
             process.wait()
 
 
-def request(port: int, method: str, path: str, key: str, body: dict | None = None, timeout: float = 60):
-    """One request on a connection of its own: (status, the JSON body)."""
+def _exchange(port: int, method: str, path: str, headers: dict, body: str | None, timeout: float):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        connection.request(method, path, None if body is None else json.dumps(body), headers)
+        connection.request(method, path, body, headers)
         response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
+        return response.status, response.read()
     finally:
         connection.close()
+
+
+def request(port: int, method: str, path: str, key: str, body: dict | None = None, timeout: float = 60):
+    """One API request on a connection of its own: (status, the JSON body)."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    status, data = _exchange(port, method, path, headers, None if body is None else json.dumps(body), timeout)
+    return status, json.loads(data or b"{}")
 
 
 def fetch_text(port: int, path: str, timeout: float = 60) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
+    status, data = _exchange(port, "GET", path, {}, None, timeout)
+    return status, data.decode()
+
+
+def own_connection(*, port: int | None = None, dbname: str | None = None, autocommit: bool = True):
+    """A psycopg connection of the test's own to the suite's PostgreSQL (or the
+    server on `port`), outside Django's connections and their pool; the test
+    database unless `dbname` says otherwise."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        host=db["HOST"], port=port or db["PORT"], user=db["USER"], dbname=dbname or db["NAME"], autocommit=autocommit
+    )
