@@ -29,6 +29,7 @@ SCRIPTS = [
     ("video.py", [], ["--rounds", "1"]),
     ("vector_search.py", [], ["--quick"]),
     ("vector_scale.py", [], ["--quick"]),
+    ("vector_plans.py", [], ["--quick"]),
     ("api.py", [], ["--requests", "30", "--seconds", "5", "--rounds", "1"]),
 ]
 SECTIONS = [
@@ -37,8 +38,9 @@ SECTIONS = [
     Section("3. Video", ("video",)),
     Section("4. Vector search", ("vector",)),
     Section("5. Vector search at scale", ("vector_scale",)),
-    Section("6. Search API, end to end", ("api",)),
-    Section("7. Memory", ("memory",)),
+    Section("6. Vector plans side by side", ("vector_plans",)),
+    Section("7. Search API, end to end", ("api",)),
+    Section("8. Memory", ("memory",)),
 ]
 
 

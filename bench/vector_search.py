@@ -276,14 +276,14 @@ def plan(name: str):
     index, scanned iteratively), or 'chosen' (what it picks on its own)."""
     from search import query
 
-    saved = query.EXACT_SCAN_MAX_VECTORS, query._has_own_index
+    saved = query.EXACT_SCAN_MAX_VECTORS, query._lookups
     if name != "chosen":
-        query._has_own_index = lambda tenant_id, model_name: False
+        query._lookups = lambda *arguments: (False, saved[1](*arguments)[1])  # as without an own index
         query.EXACT_SCAN_MAX_VECTORS = 10**9 if name == "exact" else 0
     try:
         yield
     finally:
-        query.EXACT_SCAN_MAX_VECTORS, query._has_own_index = saved
+        query.EXACT_SCAN_MAX_VECTORS, query._lookups = saved
 
 
 @dataclass

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from tqdm import tqdm
 
 from catalog.batches import id_batches
-from catalog.models import Media, Tenant
+from catalog.models import Tenant
 
 # Rows per batch: each batch is one short transaction holding row locks on
 # this many media, and one progress line.
@@ -46,16 +46,17 @@ def progress_bar(stdout: OutputWrapper, total: int | None, description: str, uni
 
 
 def run_in_batches(
-    queryset: QuerySet[Media],
+    queryset: QuerySet,
     batch_size: int,
     work: Callable[[list[int]], int],
     stdout: OutputWrapper,
     description: str,
+    unit: str = "media",
 ) -> int:
     """`work(ids)` on each batch of `queryset`, with a progress bar; returns
     the sum of what `work` returned."""
     done = 0
-    with progress_bar(stdout, queryset.count(), description) as bar:
+    with progress_bar(stdout, queryset.count(), description, unit) as bar:
         for ids in id_batches(queryset, batch_size):
             done += work(ids)
             bar.update(len(ids))

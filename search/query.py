@@ -34,7 +34,7 @@ from django.db import transaction
 
 from catalog.models import EMBEDDING_TABLE, HNSW_EF_SEARCH_RANGE, TenantSettings
 from config.replicas import reading_connection
-from search.indexes import tenant_index_name
+from search.indexes import TENANT_INDEX_ORDER, tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
 # 1,000 vectors on 2 cores, stored in the row) is as fast as a scan of an HNSW
@@ -75,10 +75,19 @@ def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
     return "[" + ",".join([f"{value:.9g}" for value in values]) + "]"
 
 
-def _filters(tenant_id: int, model_name: str, category: str | None, exclude_media_id: int | None):
+def _filters(
+    tenant_id: int, model_name: str, category: str | None, exclude_media_id: int | None, *, on_rows: bool = True
+):
+    """The WHERE clause and its parameters. A category filter is a condition
+    on the row (its product's category, catalog.Embedding.category), which an
+    index scan checks as it goes; through the product only while the tenant
+    has rows from before that column (`manage.py fill_embedding_categories`)."""
     sql = ["e.tenant_id = %(tenant)s", "e.model_name = %(model)s"]
     params: dict = {"tenant": tenant_id, "model": model_name}
-    if category:
+    if category and on_rows:
+        sql.append("e.category = %(category)s")
+        params["category"] = category
+    elif category:
         sql.append(
             "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s"
             " AND p.category = %(category)s)"
@@ -139,36 +148,46 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tupl
     return [row[:4] for row in rows], (rows[0][4] if rows else 0)
 
 
-def _has_own_index(tenant_id: int, model_name: str) -> bool:
+def _lookups(tenant_id: int, model_name: str, category: str | None) -> tuple[bool, bool]:
     """Whether the tenant's own HNSW index (search/tenant_indexes.py) is built
-    and usable: one lookup in the catalog, well under a millisecond."""
+    and usable, and whether a category filter can be checked on its rows
+    (every one has its category): one round trip, well under a millisecond
+    (the second is a look into an index that is empty once the rows are filled)."""
     with reading_connection().cursor() as cursor:
-        cursor.execute(
-            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
-            [tenant_index_name(tenant_id, model_name)],
+        # The table's name is a constant.
+        sql = (
+            "SELECT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)), false),"  # noqa: S608
+            " %s::text IS NULL OR NOT EXISTS"
+            f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %s AND category IS NULL)"
         )
-        row = cursor.fetchone()
-    return bool(row and row[0])
+        cursor.execute(sql, [tenant_index_name(tenant_id, model_name), category, tenant_id])
+        own_index, on_rows = cursor.fetchone()
+    return bool(own_index), bool(on_rows)
 
 
-def _indexed(where: str, params: dict, fetch: int, ef_search: int) -> list[tuple]:
+def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, own_index: bool) -> list[tuple]:
     # The tenant and the model reach the planner as constants (Django binds
     # parameters on the client), which is what lets it pick the tenant's own
     # partial index; server-side binding with generic plans would lose that.
+    # Its own index orders by the halfvec distance (search/indexes.py); the
+    # distance returned is the float32 one either way.
+    order = TENANT_INDEX_ORDER if own_index else "e.vector <=> %(query)s::vector"
     sql = f"""
         SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
         FROM {EMBEDDING_TABLE} e
         WHERE {where}
-        ORDER BY e.vector <=> %(query)s::vector
+        ORDER BY {order}
         LIMIT %(fetch)s
     """  # noqa: S608 - `where` is built from constants; values are parameters
     # set_config(..., true) settings last until the transaction ends.
     database = reading_connection()
     with transaction.atomic(using=database.alias), database.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         max_scan_tuples = max(MAX_SCAN_TUPLES, fetch * MAX_SCAN_TUPLES_PER_ROW)
-        cursor.execute("SELECT set_config('hnsw.max_scan_tuples', %s, true)", [str(max_scan_tuples)])
+        cursor.execute(  # one round trip
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.max_scan_tuples', %s, true)",
+            [str(ef_search), str(max_scan_tuples)],
+        )
         cursor.execute(sql, {**params, "fetch": fetch})
         rows = cursor.fetchall()
     # relaxed_order may return rows slightly out of order.
@@ -213,14 +232,15 @@ def nearest_products(
     tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
     min_score = tenant_settings.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
-    where, params = _filters(tenant_id, model_name, category, exclude_media_id)
+    own_index, on_rows = _lookups(tenant_id, model_name, category or None)
+    where, params = _filters(tenant_id, model_name, category, exclude_media_id, on_rows=on_rows)
     params["query"] = vector_literal(vector)
 
     fetch = k * HITS_PER_PRODUCT
     ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))
     rows = None  # raw rows of an index scan, when one was used
-    if _has_own_index(tenant_id, model_name):
-        rows = _indexed(where, params, fetch, ef_search)
+    if own_index:
+        rows = _indexed(where, params, fetch, ef_search, own_index=True)
         hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
     else:
         exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
@@ -230,7 +250,7 @@ def nearest_products(
                 hits = _exact(where, params, k, max_distance)  # products with many rows near the query
         else:
             # Its own index is not built yet (search/tenant_indexes.py).
-            rows = _indexed(where, params, fetch, ef_search)
+            rows = _indexed(where, params, fetch, ef_search, own_index=False)
             hits, strategy = _group(rows, k, max_distance), "hnsw-shared"
     if _may_have_missed(hits, rows, k, max_distance):
         hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"

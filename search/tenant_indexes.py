@@ -74,15 +74,20 @@ class SyncResult:
 def existing() -> dict[str, bool]:
     """The tenant indexes on the embedding table, each with whether it can stay:
     valid (a CONCURRENTLY build that failed leaves an invalid index behind) and
-    built with the current parameters."""
+    built with the current parameters and over halfvec (an index from before
+    is rebuilt by the next sync: that is the whole migration)."""
     current = {f"m={TENANT_INDEX_M}", f"ef_construction={TENANT_INDEX_EF_CONSTRUCTION}"}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, i.indisvalid, c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            "SELECT c.relname, i.indisvalid, c.reloptions, pg_get_indexdef(c.oid) LIKE '%%halfvec_cosine_ops%%'"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
             [EMBEDDING_TABLE, TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
         )
-        return {name: valid and set(options or []) == current for name, valid, options in cursor.fetchall()}
+        return {
+            name: valid and set(options or []) == current and halfvec
+            for name, valid, options, halfvec in cursor.fetchall()
+        }
 
 
 def _keep_from() -> int:

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from catalog.models import Embedding, Media
 from config.queues import QUEUE_MAINTENANCE, SYNC_TENANT_INDEXES_TASK
-from search import query, tenant_indexes
+from search import indexes, query, tenant_indexes
 from search.indexes import tenant_index_name
 from search.tasks import sync_tenant_indexes
 from tests.factories import MediaFactory, TenantFactory
@@ -152,6 +152,28 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(tenants):
     assert todo.drop == [] and [(index.name, index.replaces) for index in todo.create] == [(name, True)]
     tenant_indexes.sync(model_names=[MODEL])
     assert tenant_indexes.existing() == {name: True}
+
+
+def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenants):
+    big, _ = tenants
+    vectors = clustered(150, seed=12)
+    add_vectors(big, vectors)
+    name = tenant_index_name(big.pk, MODEL)
+    before = indexes.create_statement(name, 16, 128, tenant_id=big.pk, model_name=MODEL)
+    with connection.cursor() as cursor:  # as the previous release built it
+        cursor.execute(before.replace(indexes.TENANT_INDEX_EXPRESSION, "vector vector_cosine_ops"))
+    assert tenant_indexes.existing() == {name: False}
+
+    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [
+        (name, True)
+    ]
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.existing() == {name: True}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [name])
+        assert "halfvec_cosine_ops" in cursor.fetchone()[0]
+    found = search(big, vectors[3])
+    assert found.strategy == "hnsw-tenant" and found.hits[0].media_id == exact_top(big, vectors[3])[0]
 
 
 def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, settings):

@@ -224,6 +224,12 @@ class Embedding(TenantOwned):
     frame = models.ForeignKey(VideoFrame, null=True, blank=True, on_delete=models.CASCADE, related_name="embeddings")
     # Denormalized from media.product so a search needs no join to group by product.
     product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The product's category ('' without a product), so that a search's
+    # category filter is a condition on the row, checked inside the HNSW scan.
+    # Kept by database triggers (migration 0010), whatever writes the rows or
+    # the product; NULL only on rows from before that migration, until
+    # `manage.py fill_embedding_categories` fills them.
+    category = models.CharField(max_length=100, null=True, blank=True, editable=False)  # noqa: DJ001 - NULL: not filled yet
     model_name = models.CharField(max_length=200)
     vector = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -246,6 +252,10 @@ class Embedding(TenantOwned):
                 opclasses=["vector_cosine_ops"],
             ),
             models.Index(fields=["tenant", "product"], name="embedding_tenant_product"),
+            # A filter that keeps few of a tenant's rows is answered from these.
+            models.Index(fields=["tenant", "category"], name="embedding_tenant_category"),
+            # Which tenants still have rows to fill (empty once they are filled).
+            models.Index(fields=["tenant"], name="embedding_category_unfilled", condition=Q(category__isnull=True)),
             # Throughput (embeddings per second) for /metrics.
             models.Index(fields=["created_at"], name="embedding_created_at"),
         ]
