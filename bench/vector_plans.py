@@ -392,7 +392,7 @@ def vector_index_mb(conn) -> float:
         "SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
         " WHERE c.relkind = 'i' AND a.amname IN ('hnsw', 'diskann')"
     ).fetchone()
-    return row[0] / 2**20
+    return float(row[0]) / 2**20
 
 
 def insert_rate(conn, table: str, tenant: int, rows: int, first_id: int) -> float:

@@ -164,9 +164,7 @@ def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenan
         cursor.execute(before.replace(indexes.TENANT_INDEX_EXPRESSION, "vector vector_cosine_ops"))
     assert tenant_indexes.existing() == {name: False}
 
-    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [
-        (name, True)
-    ]
+    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [(name, True)]
     tenant_indexes.sync(model_names=[MODEL])
     assert tenant_indexes.existing() == {name: True}
     with connection.cursor() as cursor:
