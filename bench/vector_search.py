@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import statistics
 import sys
@@ -278,7 +279,7 @@ def plan(name: str):
 
     saved = query.EXACT_SCAN_MAX_VECTORS, query._lookups
     if name != "chosen":
-        query._lookups = lambda *arguments: (False, saved[1](*arguments)[1])  # as without an own index
+        query._lookups = lambda *arguments: dataclasses.replace(saved[1](*arguments), own_index=False)
         query.EXACT_SCAN_MAX_VECTORS = 10**9 if name == "exact" else 0
     try:
         yield

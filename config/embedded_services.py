@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import secrets
 import signal
 import socket
@@ -43,12 +44,29 @@ START_TIMEOUT_S = 30
 SHARED_BUFFERS_MAX_MB = 4096
 
 
+SHARED_BUFFERS_PATTERN = re.compile(r"[1-9][0-9]*(kB|MB|GB)")
+CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+
+
+def memory_mb() -> int:
+    """The machine's memory, or the container's limit when that is lower."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = CGROUP_MEMORY_LIMIT.read_text().strip()
+    except OSError:
+        limit = "max"
+    if limit.isdigit():
+        memory = min(memory, int(limit))
+    return memory // 2**20
+
+
 def shared_buffers() -> str:
     configured = os.environ.get("POSTGRES_SHARED_BUFFERS")
     if configured:
+        if not SHARED_BUFFERS_PATTERN.fullmatch(configured):
+            raise SystemExit(f"POSTGRES_SHARED_BUFFERS={configured!r}: give a size such as 512MB or 2GB.")
         return configured
-    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    return f"{max(128, min(SHARED_BUFFERS_MAX_MB, memory_mb // 4))}MB"
+    return f"{max(128, min(SHARED_BUFFERS_MAX_MB, memory_mb() // 4))}MB"
 
 
 def free_port() -> int:

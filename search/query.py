@@ -148,30 +148,39 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tupl
     return [row[:4] for row in rows], (rows[0][4] if rows else 0)
 
 
-def _lookups(tenant_id: int, model_name: str, category: str | None) -> tuple[bool, bool]:
-    """Whether the tenant's own HNSW index (search/tenant_indexes.py) is built
-    and usable, and whether a category filter can be checked on its rows
-    (every one has its category): one round trip, well under a millisecond
-    (the second is a look into an index that is empty once the rows are filled)."""
+@dataclass(frozen=True)
+class _Facts:
+    own_index: bool  # the tenant's own HNSW index is built and usable
+    halfvec: bool  # and it is over halfvec (search/indexes.py), not an older one over vector
+    on_rows: bool  # a category filter can be checked on the rows: every one has its category
+
+
+def _lookups(tenant_id: int, model_name: str, category: str | None) -> _Facts:
+    """What the plan depends on, in one round trip, well under a millisecond:
+    the tenant's own index (search/tenant_indexes.py) and its operator class
+    (an index from before the halfvec release serves until the sync rebuilds
+    it), and whether its rows all carry their category (a look into an index
+    that is empty once they do)."""
     with reading_connection().cursor() as cursor:
         # The table's name is a constant.
         sql = (
-            "SELECT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)), false),"  # noqa: S608
-            " %s::text IS NULL OR NOT EXISTS"
+            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', %s::text IS NULL OR NOT EXISTS"  # noqa: S608
             f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %s AND category IS NULL)"
+            " FROM (SELECT 1) AS one LEFT JOIN pg_index i ON i.indexrelid = to_regclass(%s)"
+            " LEFT JOIN pg_opclass o ON o.oid = i.indclass[0]"
         )
-        cursor.execute(sql, [tenant_index_name(tenant_id, model_name), category, tenant_id])
-        own_index, on_rows = cursor.fetchone()
-    return bool(own_index), bool(on_rows)
+        cursor.execute(sql, [category, tenant_id, tenant_index_name(tenant_id, model_name)])
+        valid, halfvec, on_rows = cursor.fetchone()
+    return _Facts(own_index=bool(valid), halfvec=bool(halfvec), on_rows=bool(on_rows))
 
 
-def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, own_index: bool) -> list[tuple]:
+def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, halfvec: bool) -> list[tuple]:
     # The tenant and the model reach the planner as constants (Django binds
     # parameters on the client), which is what lets it pick the tenant's own
     # partial index; server-side binding with generic plans would lose that.
-    # Its own index orders by the halfvec distance (search/indexes.py); the
-    # distance returned is the float32 one either way.
-    order = TENANT_INDEX_ORDER if own_index else "e.vector <=> %(query)s::vector"
+    # A halfvec own index is used by ordering by its expression (search/indexes.py);
+    # the distance returned is the float32 one either way.
+    order = TENANT_INDEX_ORDER if halfvec else "e.vector <=> %(query)s::vector"
     sql = f"""
         SELECT e.media_id, e.frame_id, e.product_id, e.vector <=> %(query)s::vector AS distance
         FROM {EMBEDDING_TABLE} e
@@ -232,15 +241,15 @@ def nearest_products(
     tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
     min_score = tenant_settings.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
-    own_index, on_rows = _lookups(tenant_id, model_name, category or None)
-    where, params = _filters(tenant_id, model_name, category, exclude_media_id, on_rows=on_rows)
+    facts = _lookups(tenant_id, model_name, category or None)
+    where, params = _filters(tenant_id, model_name, category, exclude_media_id, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
 
     fetch = k * HITS_PER_PRODUCT
     ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))
     rows = None  # raw rows of an index scan, when one was used
-    if own_index:
-        rows = _indexed(where, params, fetch, ef_search, own_index=True)
+    if facts.own_index:
+        rows = _indexed(where, params, fetch, ef_search, halfvec=facts.halfvec)
         hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
     else:
         exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
@@ -250,7 +259,7 @@ def nearest_products(
                 hits = _exact(where, params, k, max_distance)  # products with many rows near the query
         else:
             # Its own index is not built yet (search/tenant_indexes.py).
-            rows = _indexed(where, params, fetch, ef_search, own_index=False)
+            rows = _indexed(where, params, fetch, ef_search, halfvec=False)
             hits, strategy = _group(rows, k, max_distance), "hnsw-shared"
     if _may_have_missed(hits, rows, k, max_distance):
         hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"

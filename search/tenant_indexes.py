@@ -79,8 +79,8 @@ def existing() -> dict[str, bool]:
     current = {f"m={TENANT_INDEX_M}", f"ef_construction={TENANT_INDEX_EF_CONSTRUCTION}"}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, i.indisvalid, c.reloptions, pg_get_indexdef(c.oid) LIKE '%%halfvec_cosine_ops%%'"
-            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            "SELECT c.relname, i.indisvalid, c.reloptions, o.opcname = 'halfvec_cosine_ops'"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_opclass o ON o.oid = i.indclass[0]"
             " WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
             [EMBEDDING_TABLE, TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
         )

@@ -14,15 +14,19 @@ progress and carries on where it stopped. Updating a row writes it again into
 each HNSW index that holds it, so that can take as long as indexing the
 vectors did; searches of a tenant whose rows are not all filled filter through
 the product meanwhile, with the same results. The indexes are built
-CONCURRENTLY (this migration is not atomic): writes go on meanwhile."""
+CONCURRENTLY (this migration is not atomic): writes go on meanwhile.
 
-from django.contrib.postgres.operations import AddIndexConcurrently
+Each step can run again, so that `migrate` after an interruption carries on.
+Adding the column and the trigger takes a brief exclusive lock, which waits
+at most LOCK_TIMEOUT (a tenant index being built holds the table for
+minutes): stop beat and any `manage.py reindex` first."""
+
 from django.db import migrations, models
 
 FILL_HERE_AT_MOST = 100_000
 
 CREATE_TRIGGERS = """
-CREATE FUNCTION catalog_embedding_category() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION catalog_embedding_category() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- FOR SHARE waits for a change of the product's category being made now,
     -- whose copy to the vectors would not see this row yet.
@@ -32,17 +36,17 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER embedding_category BEFORE INSERT OR UPDATE OF product_id, category ON catalog_embedding
+CREATE OR REPLACE TRIGGER embedding_category BEFORE INSERT OR UPDATE OF product_id, category ON catalog_embedding
     FOR EACH ROW EXECUTE FUNCTION catalog_embedding_category();
 
-CREATE FUNCTION catalog_product_category() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION catalog_product_category() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE catalog_embedding SET category = NEW.category
     WHERE product_id = NEW.id AND category IS DISTINCT FROM NEW.category;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER product_category AFTER UPDATE OF category ON catalog_product
+CREATE OR REPLACE TRIGGER product_category AFTER UPDATE OF category ON catalog_product
     FOR EACH ROW WHEN (OLD.category IS DISTINCT FROM NEW.category) EXECUTE FUNCTION catalog_product_category();
 """
 
@@ -53,18 +57,43 @@ DROP TRIGGER IF EXISTS embedding_category ON catalog_embedding;
 DROP FUNCTION IF EXISTS catalog_embedding_category();
 """
 
-# Setting '' makes the trigger set the product's category.
-FILL_SMALL_TABLE = f"""
-DO $$
-BEGIN
-    IF (SELECT count(*) FROM (SELECT 1 FROM catalog_embedding LIMIT {FILL_HERE_AT_MOST + 1}) AS s)
-            <= {FILL_HERE_AT_MOST} THEN
-        UPDATE catalog_embedding SET category = '' WHERE category IS NULL;
-    ELSE
-        RAISE NOTICE 'catalog_embedding has over % rows: run manage.py fill_embedding_categories', {FILL_HERE_AT_MOST};
-    END IF;
-END $$;
-"""
+LOCK_TIMEOUT = "10s"
+COLUMN = models.CharField(blank=True, editable=False, max_length=100, null=True)
+
+
+def index(name: str, columns: str, where: str = "") -> list:
+    """An index built CONCURRENTLY, first dropping one an interrupted build left invalid."""
+    fields, condition = (["tenant"], models.Q(category__isnull=True)) if where else (["tenant", "category"], None)
+    return [
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                migrations.RunSQL(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", migrations.RunSQL.noop),
+                migrations.RunSQL(
+                    f"CREATE INDEX CONCURRENTLY {name} ON catalog_embedding ({columns}){where}",
+                    f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
+                ),
+            ],
+            state_operations=[
+                migrations.AddIndex(
+                    model_name="embedding", index=models.Index(fields=fields, name=name, condition=condition)
+                )
+            ],
+        )
+    ]
+
+
+def fill_small_table(apps, schema_editor) -> None:
+    """The rows' categories, here when the table is small; else say what to run."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM (SELECT 1 FROM catalog_embedding LIMIT %s) AS s", [FILL_HERE_AT_MOST + 1])
+        if cursor.fetchone()[0] <= FILL_HERE_AT_MOST:
+            # '' makes the trigger set the product's category.
+            cursor.execute("UPDATE catalog_embedding SET category = '' WHERE category IS NULL")
+        else:
+            print(
+                f"\n  catalog_embedding has over {FILL_HERE_AT_MOST:,} rows: run `manage.py fill_embedding_categories`"
+                " (searches filter through the product until a tenant's rows are filled)."
+            )
 
 
 class Migration(migrations.Migration):
@@ -73,21 +102,19 @@ class Migration(migrations.Migration):
     dependencies = [("catalog", "0009_tenant_settings_from_thresholds")]
 
     operations = [
-        migrations.AddField(
-            model_name="embedding",
-            name="category",
-            field=models.CharField(blank=True, editable=False, max_length=100, null=True),
+        migrations.RunSQL(f"SET lock_timeout = '{LOCK_TIMEOUT}'", migrations.RunSQL.noop),
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                migrations.RunSQL(
+                    "ALTER TABLE catalog_embedding ADD COLUMN IF NOT EXISTS category varchar(100) NULL",
+                    "ALTER TABLE catalog_embedding DROP COLUMN IF EXISTS category",
+                )
+            ],
+            state_operations=[migrations.AddField(model_name="embedding", name="category", field=COLUMN)],
         ),
         migrations.RunSQL(CREATE_TRIGGERS, reverse_sql=DROP_TRIGGERS),
-        AddIndexConcurrently(
-            model_name="embedding",
-            index=models.Index(
-                condition=models.Q(category__isnull=True), fields=["tenant"], name="embedding_category_unfilled"
-            ),
-        ),
-        migrations.RunSQL(FILL_SMALL_TABLE, reverse_sql=migrations.RunSQL.noop),
-        AddIndexConcurrently(
-            model_name="embedding",
-            index=models.Index(fields=["tenant", "category"], name="embedding_tenant_category"),
-        ),
+        migrations.RunSQL("RESET lock_timeout", migrations.RunSQL.noop),
+        *index("embedding_category_unfilled", "tenant_id", " WHERE category IS NULL"),
+        migrations.RunPython(fill_small_table, migrations.RunPython.noop),
+        *index("embedding_tenant_category", "tenant_id, category"),
     ]
