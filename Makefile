@@ -69,7 +69,7 @@ test: install browser lint
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing the run."; exit 1; fi; \
 	exit $$status
 
-# The performance benchmarks (bench/run_all.py): about 35 minutes on 2 cores,
+# The performance benchmarks (bench/run_all.py): about 45 minutes on 2 cores,
 # against throwaway databases on the demo's services; writes docs/BENCHMARKS.md.
 # BENCH_ARGS=--quick checks the scripts in a few minutes.
 bench: services
