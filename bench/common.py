@@ -200,6 +200,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+class Latencies:
+    """p50 and p95 of a dataclass's `latencies` (ms)."""
+
+    latencies: list[float]
+
+    @property
+    def p50(self) -> float:
+        return median(self.latencies)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.latencies, 95)
+
+
 def in_threads(items: Sequence, work) -> float:
     """`work(item)` for every item, each in a thread of its own, all at once;
     returns the seconds until the last one finished."""

@@ -38,7 +38,6 @@ about a minute.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -48,9 +47,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import drop_bench_database, median, percentile, use_bench_database
+from bench.common import drop_bench_database, median, use_bench_database
 from bench.report import Table, emit, verdict
-from bench.vector_scale import zipf_sizes
+from bench.vector_scale import Figures, recall, zipf_sizes
 from bench.vector_search import COPY_CHUNK, DIM, TARGET_P95_MS, TARGET_RECALL, cluster_centres, clustered
 
 BENCH_DB = "stockmind_bench_plans"
@@ -318,22 +317,14 @@ def literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{value:.9g}" for value in vector.tolist()) + "]"
 
 
-@dataclass
-class Cell:
-    latencies: list[float] = field(default_factory=list)
-    recalls: list[float] = field(default_factory=list)
-
-    @property
-    def p50(self) -> float:
-        return median(self.latencies)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.latencies, 95)
-
-    @property
-    def recall(self) -> float:
-        return statistics.mean(self.recalls)
+def timed(conn, sql: str, params: dict, repeats: int) -> tuple[float, list[tuple]]:
+    """The median ms of `repeats` runs of a query, and its rows."""
+    times, rows = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        rows = conn.execute(sql, params).fetchall()
+        times.append((time.perf_counter() - started) * 1000)
+    return median(times), rows
 
 
 def top(rows: list[tuple]) -> list[int]:
@@ -361,18 +352,13 @@ def measure(conn, variant: Variant, groups: dict, queries: list[str], exact: dic
     for label, (tenant, size) in groups.items():
         for category in FILTERS:
             sql = variant.sql(size <= EXACT_MAX, category)
-            cell = Cell()
+            cell = Figures()
             for q in queries[:3]:  # warm-up
                 conn.execute(sql, {"t": tenant, "q": q}).fetchall()
             for q, expected in zip(queries, exact[label, category], strict=True):
-                times = []
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    rows = conn.execute(sql, {"t": tenant, "q": q}).fetchall()
-                    times.append((time.perf_counter() - started) * 1000)
-                cell.latencies.append(median(times))
-                found = set(top(rows))
-                cell.recalls.append(len(found & set(expected)) / len(expected) if expected else float(not found))
+                ms, rows = timed(conn, sql, {"t": tenant, "q": q}, repeats)
+                cell.latencies.append(ms)
+                cell.recalls.append(recall(set(top(rows)), set(expected)))
             cells[label, category] = cell
     return cells
 
@@ -434,20 +420,14 @@ def exact_against_index(conn, sizes: dict[int, int], queries: list[str], repeats
         if any(row[0] == size for row in result):
             continue
         conn.execute(hnsw("own_probe", "rows", f" WHERE tenant_id = {tenant}"))
-        exact, indexed = Cell(), Cell()
+        exact, indexed = Figures(), Figures()
         for q in queries:
-            for cell, sql in ((exact, exact_sql("rows", None)), (indexed, index_sql("rows", None))):
-                times, rows = [], []
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    rows = conn.execute(sql, {"t": tenant, "q": q}).fetchall()
-                    times.append((time.perf_counter() - started) * 1000)
-                cell.latencies.append(median(times))
-                cell.recalls.append(0.0)
-                if cell is exact:
-                    expected = set(top(rows))
-                else:
-                    cell.recalls[-1] = len(set(top(rows)) & expected) / len(expected)
+            params = {"t": tenant, "q": q}
+            exact_ms, expected = timed(conn, exact_sql("rows", None), params, repeats)
+            index_ms, found = timed(conn, index_sql("rows", None), params, repeats)
+            exact.latencies.append(exact_ms)
+            indexed.latencies.append(index_ms)
+            indexed.recalls.append(recall(set(top(found)), set(top(expected))))
         conn.execute("DROP INDEX own_probe")
         result.append((size, exact.p50, exact.p95, indexed.p50, indexed.p95, indexed.recall))
     return result

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import drop_bench_database, median, percentile, set_up_django, use_bench_database
+from bench.common import Latencies, drop_bench_database, median, percentile, set_up_django, use_bench_database
 from bench.report import Table, emit, verdict
 from bench.vector_search import (
     FILTER_SHARES,
@@ -111,14 +111,19 @@ def deciles(tenants: list[tuple[int, int]], per_decile: int) -> list[list[tuple[
 
 
 @dataclass
-class Figures:
-    """One decile and filter: each query's latency (median of the repeats) and recall."""
+class Figures(Latencies):
+    """One decile and filter (or one plan's cell): each query's latency
+    (median of the repeats) and recall."""
 
     latencies: list[float] = field(default_factory=list)
     recalls: list[float] = field(default_factory=list)
     strategies: set[str] = field(default_factory=set)
     # Each tenant's vectors -> its p95 and the plans it took: where a decile's misses are.
     by_tenant: dict[int, tuple[float, str]] = field(default_factory=dict)
+
+    @property
+    def recall(self) -> float:
+        return statistics.mean(self.recalls)
 
 
 def search(tenant_id: int, vector: np.ndarray, category: str | None):
@@ -127,9 +132,8 @@ def search(tenant_id: int, vector: np.ndarray, category: str | None):
     return query.nearest_products(vector, tenant_id=tenant_id, model_name=MODEL, k=K, min_score=0.0, category=category)
 
 
-def recall(hits, exact: set[int]) -> float:
+def recall(found: set[int], exact: set[int]) -> float:
     """The share of the exact scan's results found; 1.0 when neither finds any."""
-    found = {hit.media_id for hit in hits}
     return len(found & exact) / len(exact) if exact else float(not found)
 
 
@@ -148,7 +152,7 @@ def measure_tenant(
     latencies, strategies = [], set()
     for found, exact in zip(runs, truth, strict=True):
         latencies.append(median([one.took_ms for one in found]))
-        into.recalls.append(recall(found[0].hits, exact))
+        into.recalls.append(recall({hit.media_id for hit in found[0].hits}, exact))
         strategies.add(found[0].strategy)
     into.latencies += latencies
     into.strategies |= strategies
@@ -459,22 +463,22 @@ def decile_table(args, version: str, picked: list[list[tuple[int, int]]], result
         sizes = [vectors for _, vectors in tenants]
         for category in FILTERS:
             figures = results[number, category]
-            p95, recall = percentile(figures.latencies, 95), statistics.mean(figures.recalls)
+            p95, share = figures.p95, figures.recall
             table.add(
                 f"{number + 1}",
                 f"{min(sizes):,}-{max(sizes):,}" if min(sizes) != max(sizes) else f"{sizes[0]:,}",
                 "all" if category is None else f"{FILTER_SHARES[category]:.0%}",
                 ", ".join(sorted(figures.strategies)),
-                median(figures.latencies),
+                figures.p50,
                 p95,
-                recall,
+                share,
                 verdict(p95, TARGET_P95_MS, at_least=False),
-                verdict(recall, TARGET_RECALL, at_least=True),
+                verdict(share, TARGET_RECALL, at_least=True),
             )
     for number in range(len(picked)):
         for category in FILTERS:
             figures = results[number, category]
-            if percentile(figures.latencies, 95) > TARGET_P95_MS:
+            if figures.p95 > TARGET_P95_MS:
                 each = "; ".join(
                     f"{vectors:,} vectors: {p95:.1f} ms ({plans})"
                     for vectors, (p95, plans) in sorted(figures.by_tenant.items())

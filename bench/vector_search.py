@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import drop_bench_database, median, percentile, set_up_django, use_bench_database
+from bench.common import Latencies, drop_bench_database, median, percentile, set_up_django, use_bench_database
 from bench.report import Table, emit, verdict
 
 # The vector column's size (catalog.models.EMBEDDING_DIMENSIONS, checked once Django is
@@ -288,20 +288,12 @@ def plan(name: str):
 
 
 @dataclass
-class Measured:
+class Measured(Latencies):
     """One plan's figures over the queries for one tenant."""
 
     latencies: list[float] = field(default_factory=list)  # ms, each query's median over the repeats
     hits: list[list[int]] = field(default_factory=list)
     strategies: Counter = field(default_factory=Counter)
-
-    @property
-    def p50(self) -> float:
-        return median(self.latencies)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.latencies, 95)
 
     @property
     def strategy(self) -> str:

@@ -61,25 +61,20 @@ LOCK_TIMEOUT = "10s"
 COLUMN = models.CharField(blank=True, editable=False, max_length=100, null=True)
 
 
-def index(name: str, columns: str, where: str = "") -> list:
-    """An index built CONCURRENTLY, first dropping one an interrupted build left invalid."""
-    fields, condition = (["tenant"], models.Q(category__isnull=True)) if where else (["tenant", "category"], None)
-    return [
-        migrations.SeparateDatabaseAndState(
-            database_operations=[
-                migrations.RunSQL(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", migrations.RunSQL.noop),
-                migrations.RunSQL(
-                    f"CREATE INDEX CONCURRENTLY {name} ON catalog_embedding ({columns}){where}",
-                    f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
-                ),
-            ],
-            state_operations=[
-                migrations.AddIndex(
-                    model_name="embedding", index=models.Index(fields=fields, name=name, condition=condition)
-                )
-            ],
-        )
-    ]
+def index(state: models.Index, columns: str, where: str = "") -> migrations.SeparateDatabaseAndState:
+    """`state` built CONCURRENTLY (over `columns`, `where`), first dropping one
+    an interrupted build left invalid."""
+    name = state.name
+    return migrations.SeparateDatabaseAndState(
+        database_operations=[
+            migrations.RunSQL(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", migrations.RunSQL.noop),
+            migrations.RunSQL(
+                f"CREATE INDEX CONCURRENTLY {name} ON catalog_embedding ({columns}){where}",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
+            ),
+        ],
+        state_operations=[migrations.AddIndex(model_name="embedding", index=state)],
+    )
 
 
 def fill_small_table(apps, schema_editor) -> None:
@@ -114,7 +109,13 @@ class Migration(migrations.Migration):
         ),
         migrations.RunSQL(CREATE_TRIGGERS, reverse_sql=DROP_TRIGGERS),
         migrations.RunSQL("RESET lock_timeout", migrations.RunSQL.noop),
-        *index("embedding_category_unfilled", "tenant_id", " WHERE category IS NULL"),
+        index(
+            models.Index(
+                fields=["tenant"], name="embedding_category_unfilled", condition=models.Q(category__isnull=True)
+            ),
+            "tenant_id",
+            " WHERE category IS NULL",
+        ),
         migrations.RunPython(fill_small_table, migrations.RunPython.noop),
-        *index("embedding_tenant_category", "tenant_id, category"),
+        index(models.Index(fields=["tenant", "category"], name="embedding_tenant_category"), "tenant_id, category"),
     ]
