@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/vector_search.py [--vectors 200000] [--tenants 20]
         [--smallest 1000] [--largest 100000] [--queries 40] [--repeats 3]
-        [--growth 10000,50000] [--with-shared-index] [--quick]
+        [--growth 10000,50000] [--quick]
 
 Loads clustered unit vectors (COPY) for `--tenants` tenants, from `--smallest`
 to `--largest` vectors each (the others geometric in between, to make up
@@ -14,8 +14,6 @@ pass:
 
 - the exact scan of the tenant's rows,
 - the plan search/query.py chooses (the strategy column says which),
-- with --with-shared-index, also the index shared by all tenants, scanned
-  iteratively (the plan of a large tenant while its own index is not built),
 
 with recall@10 against the exact scan. Each query runs `--repeats` times and
 counts with its median; p50 and p95 are over the queries. Then the exact scan
@@ -156,7 +154,7 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
     [(tenant id, vectors)], smallest first."""
     from django.db import connection
 
-    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_NAME
+    from catalog.models import EMBEDDING_TABLE
     from search import tenant_indexes
 
     rng = np.random.default_rng(seed)
@@ -164,7 +162,7 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
     tenants = []
     with connection.cursor() as cursor:
         # No HNSW index while the rows go in: each would take them one by one.
-        for name in [*tenant_indexes.existing(), SHARED_INDEX_NAME]:
+        for name in tenant_indexes.existing():
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute(f"TRUNCATE {EMBEDDING_TABLE}, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
         for number, size in enumerate(sizes):
@@ -232,29 +230,18 @@ def _copy_vectors(cursor, data: bytes, with_product: bool = False) -> None:
         copy.write(b"\xff\xff")  # end of data
 
 
-def build_shared_index() -> float:
-    """The shared index, built as the migrations build it (on the loaded rows,
-    not CONCURRENTLY)."""
-    from django.db import connection
-
-    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_EF_CONSTRUCTION, SHARED_INDEX_M, SHARED_INDEX_NAME
-
-    with connection.cursor() as cursor:
-        return timed_hnsw_build(
-            cursor, SHARED_INDEX_NAME, EMBEDDING_TABLE, SHARED_INDEX_M, SHARED_INDEX_EF_CONSTRUCTION
-        )
-
-
-def timed_hnsw_build(cursor, name: str, table: str, m: int, ef_construction: int) -> float:
-    """Seconds to build an HNSW index over every row of `table`, with the build
-    memory the application gives its own builds."""
+def timed_hnsw_build(
+    cursor, name: str, table: str, m: int, ef_construction: int, column: str = "vector vector_cosine_ops"
+) -> float:
+    """Seconds to build an HNSW index over every row of `table` (over `column`
+    and its operator class), with the build memory the application gives its
+    own builds."""
     from django.conf import settings
 
     cursor.execute("SET maintenance_work_mem = %s", [settings.SEARCH_INDEX_BUILD_MEMORY])
     started = time.perf_counter()
     cursor.execute(
-        f"CREATE INDEX {name} ON {table} USING hnsw (vector vector_cosine_ops)"
-        f" WITH (m = {m}, ef_construction = {ef_construction})"
+        f"CREATE INDEX {name} ON {table} USING hnsw ({column}) WITH (m = {m}, ef_construction = {ef_construction})"
     )
     seconds = time.perf_counter() - started
     cursor.execute("RESET maintenance_work_mem")
@@ -273,14 +260,14 @@ def relation_mb(name: str, function: str = "pg_total_relation_size") -> float:
 
 @contextlib.contextmanager
 def plan(name: str):
-    """Force one of search/query.py's plans: 'exact', 'shared' (the shared
-    index, scanned iteratively), or 'chosen' (what it picks on its own)."""
+    """Force one of search/query.py's plans: 'exact' (every row compared), or
+    'chosen' (what it picks on its own)."""
     from search import query
 
     saved = query.EXACT_SCAN_MAX_VECTORS, query._lookups
-    if name != "chosen":
+    if name == "exact":
         query._lookups = lambda *arguments: dataclasses.replace(saved[1](*arguments), own_index=False)
-        query.EXACT_SCAN_MAX_VECTORS = 10**9 if name == "exact" else 0
+        query.EXACT_SCAN_MAX_VECTORS = 10**9
     try:
         yield
     finally:
@@ -439,34 +426,29 @@ class Builds:
 
     load_seconds: float
     tenant_seconds: dict[str, float]  # tenant index name -> its build
-    shared_seconds: float | None  # None: the shared index was not built
     index_mb: dict[str, float] = field(default_factory=dict)  # every index built
     table_mb: float = 0.0  # the vectors' table without its indexes
 
 
 def full_stage(sizes: list[int], queries: np.ndarray, args) -> tuple[Stage, Builds]:
-    """The issue's setup: the rows loaded, each large tenant's index built (and,
-    with --with-shared-index, the shared one), the picked tenants searched."""
+    """The issue's setup: the rows loaded, each large tenant's index built, the
+    picked tenants searched."""
     started = time.perf_counter()
     tenants = load(sizes, seed=1)
     load_seconds = time.perf_counter() - started
     sync_seconds, tenant_seconds = sync_tenant_indexes()
-    shared_seconds = build_shared_index() if args.with_shared_index else None
-    plans = ["exact", "chosen"] + (["shared"] if args.with_shared_index else [])
-    stage = Stage(tenants, measure_picked(tenants, queries, args.repeats, plans), sync_seconds)
-    return stage, Builds(load_seconds, tenant_seconds, shared_seconds)
+    stage = Stage(tenants, measure_picked(tenants, queries, args.repeats, ["exact", "chosen"]), sync_seconds)
+    return stage, Builds(load_seconds, tenant_seconds)
 
 
 def measure_sizes(builds: Builds, tenants: list[tuple[int, int]]) -> None:
     """The size on disk of every index built and of the table without them."""
-    from catalog.models import EMBEDDING_TABLE, SHARED_INDEX_NAME
+    from catalog.models import EMBEDDING_TABLE
     from search import query
     from search.indexes import tenant_index_name
 
     names = set(builds.tenant_seconds)
     names |= {tenant_index_name(t, MODEL) for t, vectors in tenants if vectors > query.EXACT_SCAN_MAX_VECTORS}
-    if builds.shared_seconds is not None:
-        names.add(SHARED_INDEX_NAME)
     builds.index_mb = {name: relation_mb(name) for name in sorted(names)}
     builds.table_mb = relation_mb(EMBEDDING_TABLE, "pg_table_size")
 
@@ -487,11 +469,6 @@ def parse_args():
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--growth", default="10000,50000", help="Smaller totals to compare, comma-separated.")
-    parser.add_argument(
-        "--with-shared-index",
-        action="store_true",
-        help="Also build the shared index and time the plan before tenant indexes on it (about 2 minutes more).",
-    )
     parser.add_argument("--quick", action="store_true", help="A check of the script in under a minute.")
     args = parser.parse_args()
     if args.quick:
@@ -519,8 +496,6 @@ def main() -> None:
 
     full, builds = full_stage(full_sizes, queries, args)
     emit(search_table(args, version, full))
-    if args.with_shared_index:
-        emit(shared_index_table(args, full))
     measure_sizes(builds, full.tenants)
     emit(builds_table(args, full, builds))
     _, middle_id, middle_vectors = picked(full.tenants)[1]
@@ -578,38 +553,9 @@ def search_table(args, version: str, stage: Stage) -> Table:
     return table
 
 
-def shared_index_table(args, stage: Stage) -> Table:
-    table = Table(
-        key="vector",
-        title="The same tenants through the shared index, scanned iteratively (before their own index is built)",
-        columns=["tenant", "vectors", "share", "p50", "p95", "recall@10", "own index p95", "own index recall@10"],
-    )
-    for label, tenant_id, vectors in picked(stage.tenants):
-        measured = stage.results[tenant_id]
-        shared, exact, chosen = measured["shared"], measured["exact"], measured["chosen"]
-        table.add(
-            label,
-            vectors,
-            f"{vectors / args.vectors:.1%}",
-            shared.p50,
-            shared.p95,
-            shared.recall(exact),
-            chosen.p95,
-            chosen.recall(exact),
-        )
-    table.notes.append(
-        "Same run, same queries. Plans: "
-        + "; ".join(
-            f"{label}: {stage.results[tenant_id]['shared'].strategy}" for label, tenant_id, _ in picked(stage.tenants)
-        )
-    )
-    return table
-
-
 def builds_table(args, stage: Stage, builds: Builds) -> Table:
     from django.conf import settings
 
-    from catalog.models import SHARED_INDEX_NAME
     from search import query
     from search.indexes import tenant_index_name
 
@@ -632,8 +578,6 @@ def builds_table(args, stage: Stage, builds: Builds) -> Table:
         stage.sync_seconds,
         sum(builds.index_mb[tenant_index_name(t, MODEL)] for t, _ in indexed),
     )
-    if builds.shared_seconds is not None:
-        table.add("shared index (all tenants)", args.vectors, builds.shared_seconds, builds.index_mb[SHARED_INDEX_NAME])
     table.notes.append(
         f"Own indexes are built CONCURRENTLY by search/tenant_indexes.py, as beat and `reindex` build them; the sync"
         f" also counts vectors per tenant and ANALYZEs. Loading the rows took {builds.load_seconds:.0f} s; the table"

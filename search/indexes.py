@@ -1,7 +1,8 @@
-"""The HNSW indexes over the vectors: the one shared by every tenant (declared
-on catalog.Embedding) and each large tenant's own (search/tenant_indexes.py).
-Their names, the statements that build, rebuild and drop them, and running
-those statements outside a transaction, as CONCURRENTLY requires."""
+"""The HNSW indexes over the vectors: each large tenant's own
+(search/tenant_indexes.py; there is none over every tenant's, catalog
+migration 0011). Their names, the statements that build, rebuild and drop
+them, and running those statements outside a transaction, as CONCURRENTLY
+requires."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import connection
 
-from catalog.models import EMBEDDING_DIMENSIONS, EMBEDDING_TABLE, SHARED_INDEX_NAME
+from catalog.models import EMBEDDING_DIMENSIONS, EMBEDDING_TABLE
 
 TENANT_INDEX_PREFIX = "embedding_hnsw_t"
 # Build parameters of a tenant's own index. Photos cluster by subject, and on
@@ -19,8 +20,7 @@ TENANT_INDEX_PREFIX = "embedding_hnsw_t"
 # (recall@10 0.92 to 0.99 from one build to the next on a 100,000-vector tenant,
 # some queries 0). 128 links the graph better (0.997, none below 0.9, at
 # ef_search 100; bench/vector_search.py) for a build about 1.7 times longer.
-# A change here rebuilds every tenant index at the next sync. (The shared
-# index keeps its own: catalog.models.SHARED_INDEX_*.)
+# A change here rebuilds every tenant index at the next sync.
 TENANT_INDEX_M = 16
 TENANT_INDEX_EF_CONSTRUCTION = 128
 # A tenant's own index holds its vectors as halfvec (16-bit floats): half the
@@ -30,9 +30,6 @@ TENANT_INDEX_EF_CONSTRUCTION = 128
 # use them. An index over `vector` itself counts as outdated and is rebuilt.
 TENANT_INDEX_EXPRESSION = f"(vector::halfvec({EMBEDDING_DIMENSIONS})) halfvec_cosine_ops"
 TENANT_INDEX_ORDER = f"e.vector::halfvec({EMBEDDING_DIMENSIONS}) <=> %(query)s::halfvec({EMBEDDING_DIMENSIONS})"
-# pgvector's limits on the build parameters.
-M_RANGE = (2, 100)
-MAX_EF_CONSTRUCTION = 1000
 
 Progress = Callable[[str], None]
 
@@ -44,31 +41,17 @@ def tenant_index_name(tenant_id: int, model_name: str) -> str:
     return f"{TENANT_INDEX_PREFIX}{tenant_id}_{digest}"
 
 
-def check_build_parameters(m: int, ef_construction: int) -> None:
-    if not M_RANGE[0] <= m <= M_RANGE[1] or not 2 * m <= ef_construction <= MAX_EF_CONSTRUCTION:
-        raise ValueError(
-            f"Use {M_RANGE[0]} <= m <= {M_RANGE[1]} and 2*m <= ef_construction <= {MAX_EF_CONSTRUCTION} "
-            "(pgvector's limits)."
-        )
-
-
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def create_statement(
-    name: str, m: int, ef_construction: int, *, tenant_id: int | None = None, model_name: str = ""
-) -> str:
-    """CREATE INDEX CONCURRENTLY of an HNSW cosine index named `name`: over
-    every vector, or (`tenant_id`) over that tenant's vectors of `model_name`,
-    as halfvec (TENANT_INDEX_EXPRESSION)."""
-    where, column = "", "vector vector_cosine_ops"
-    if tenant_id is not None:
-        where = f" WHERE tenant_id = {int(tenant_id)} AND model_name = {_quote(model_name)}"
-        column = TENANT_INDEX_EXPRESSION
+def create_statement(name: str, m: int, ef_construction: int, *, tenant_id: int, model_name: str) -> str:
+    """CREATE INDEX CONCURRENTLY of an HNSW cosine index named `name` over one
+    tenant's vectors of `model_name`, as halfvec (TENANT_INDEX_EXPRESSION)."""
     return (
-        f"CREATE INDEX CONCURRENTLY {name} ON {EMBEDDING_TABLE} USING hnsw ({column})"
-        f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)}){where}"
+        f"CREATE INDEX CONCURRENTLY {name} ON {EMBEDDING_TABLE} USING hnsw ({TENANT_INDEX_EXPRESSION})"
+        f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        f" WHERE tenant_id = {int(tenant_id)} AND model_name = {_quote(model_name)}"
     )
 
 
@@ -79,23 +62,6 @@ def drop_statement(name: str) -> str:
 def reindex_statement(name: str) -> str:
     """Rebuild an index in place without blocking searches or writes."""
     return f"REINDEX INDEX CONCURRENTLY {name}"
-
-
-def shared_rebuild_statements(m: int, ef_construction: int) -> list[str]:
-    """The shared index recreated with other build parameters: the new one is
-    built beside the old one, then swapped in, so searches keep an index all along."""
-    check_build_parameters(m, ef_construction)
-    building = f"{SHARED_INDEX_NAME}_new"
-    return [
-        drop_statement(building),
-        create_statement(building, m, ef_construction),
-        drop_statement(SHARED_INDEX_NAME),
-        f"ALTER INDEX {building} RENAME TO {SHARED_INDEX_NAME}",
-    ]
-
-
-def shared_reindex_statements() -> list[str]:
-    return [reindex_statement(SHARED_INDEX_NAME)]
 
 
 def ensure_outside_transaction() -> None:

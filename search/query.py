@@ -7,13 +7,13 @@ catalog/vector_engine.py):
   scan of it with the tenant's `ef_search`;
 - a tenant with at most `EXACT_SCAN_MAX_VECTORS` vectors is scanned exactly (no
   index: exact results, and within the latency target at that size);
-- a large tenant whose own index is not built yet: the index shared by all
-  tenants.
+- a large tenant whose own index is not built yet is scanned exactly too,
+  slower but exact, and asks for its index to be built now rather than at the
+  next beat sync (there is no index over every tenant's vectors: catalog
+  migration 0011).
 
 Index scans are iterative (`hnsw.iterative_scan`): a scan whose rows the
-tenant or category filter drops goes on until enough pass, up to
-`hnsw.max_scan_tuples`, where a plain scan would return the `ef_search`
-nearest of the whole index and keep only the tenant's few among them.
+category filter drops goes on until enough pass, up to `hnsw.max_scan_tuples`.
 
 An index scan that returns fewer products than asked for, while more may lie
 within reach of min_score, is followed by an exact scan. Hits are grouped by
@@ -33,6 +33,7 @@ import numpy as np
 from django.db import transaction
 
 from catalog.models import EMBEDDING_TABLE, HNSW_EF_SEARCH_RANGE, TenantSettings
+from config.queues import SYNC_TENANT_INDEXES_TASK, request_maintenance
 from config.replicas import reading_connection
 from search.indexes import TENANT_INDEX_ORDER, tenant_index_name
 
@@ -50,6 +51,10 @@ MAX_K = 100
 # keeps almost nothing; an exact scan follows when it may have missed.
 MAX_SCAN_TUPLES = 20_000
 MAX_SCAN_TUPLES_PER_ROW = 50
+# A large tenant's search that finds its own index missing asks for it at most
+# this often (a sync already running makes the request a no-op; the next one
+# after this asks again).
+INDEX_REQUEST_EVERY_S = 60
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,10 @@ def _exact(where: str, params: dict, k: int, max_distance: float) -> list[Hit]:
         return [Hit(m, f, p, 1.0 - float(d)) for m, f, p, d in cursor.fetchall()]
 
 
-def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int) -> tuple[list[tuple], int]:
+def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int | None) -> tuple[list[tuple], int]:
     """The `fetch` nearest rows of the tenant by comparing each, reading at most
-    `scan_at_most` of its rows, and how many were read: reading that many means
-    the tenant has more, and the rows are not its nearest."""
+    `scan_at_most` of its rows (None: all), and how many were read: reading
+    that many means the tenant has more, and the rows are not its nearest."""
     # Sorting only the nearest rows is about twice as fast as grouping them all
     # by product (_exact); grouping them afterwards gives the same top k when
     # they hold k products. MATERIALIZED keeps HNSW indexes out, as in _exact.
@@ -253,14 +258,16 @@ def nearest_products(
         hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
     else:
         exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
-        if scanned <= EXACT_SCAN_MAX_VECTORS:
-            hits, strategy = _group(exact_rows, k, max_distance), "exact"
-            if len(hits) < k and len(exact_rows) == fetch and exact_rows[-1][3] <= max_distance:
-                hits = _exact(where, params, k, max_distance)  # products with many rows near the query
-        else:
-            # Its own index is not built yet (search/tenant_indexes.py).
-            rows = _indexed(where, params, fetch, ef_search, halfvec=False)
-            hits, strategy = _group(rows, k, max_distance), "hnsw-shared"
+        strategy = "exact"
+        if scanned > EXACT_SCAN_MAX_VECTORS:
+            # Its own index is not built yet (search/tenant_indexes.py): every
+            # row is compared until it is.
+            request_maintenance(SYNC_TENANT_INDEXES_TASK, tenant_id, every_s=INDEX_REQUEST_EVERY_S)
+            exact_rows, _ = _exact_rows(where, params, fetch, None)
+            strategy = "exact-unindexed"
+        hits = _group(exact_rows, k, max_distance)
+        if len(hits) < k and len(exact_rows) == fetch and exact_rows[-1][3] <= max_distance:
+            hits = _exact(where, params, k, max_distance)  # products with many rows near the query
     if _may_have_missed(hits, rows, k, max_distance):
         hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"
     return SearchResult(hits, (time.perf_counter() - started) * 1000, strategy)

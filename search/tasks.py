@@ -50,7 +50,8 @@ def predict_unassigned(tenant_id: int) -> dict[str, Any] | None:
     retry_backoff=True,
     time_limit=SYNC_TIME_LIMIT_S,
 )
-def sync_tenant_indexes() -> dict[str, Any]:
-    """Build the missing tenant indexes, drop the obsolete ones (beat)."""
-    result = tenant_indexes.sync(progress=logger.info)
+def sync_tenant_indexes(tenant_id: int | None = None) -> dict[str, Any]:
+    """Build the missing tenant indexes, drop the obsolete ones: of every
+    tenant (beat), or of one whose search found its index missing."""
+    result = tenant_indexes.sync(tenant_id=tenant_id, progress=logger.info)
     return {"created": result.created, "dropped": result.dropped, "kept": result.kept, "skipped": result.skipped}

@@ -1,12 +1,13 @@
 """One HNSW index per large tenant: a partial index over that tenant's vectors
 of the model searches read.
 
-The shared index holds every tenant's vectors: an iterative scan of it
-filtered by tenant walks past the other tenants' neighbours (a tenant with 1%
-of the table reads about a hundred tuples for each of its own) and gives up
-at `hnsw.max_scan_tuples`, which costs time and recall. An index
+An index over every tenant's vectors would make an iterative scan filtered by
+tenant walk past the other tenants' neighbours (a tenant with 1% of the table
+reads about a hundred tuples for each of its own), and every insert would go
+into two graphs (catalog migration 0011 dropped it). An index
 `WHERE tenant_id = <id> AND model_name = '<model>'` holds nothing else, so a
-scan with the tenant's `ef_search` is enough. The planner picks it because
+scan with the tenant's `ef_search` is enough; a tenant waiting for its index
+is scanned exactly (search/query.py) and asks for it (`request`). The planner picks it because
 the query's tenant and model reach it as constants (Django binds parameters on
 the client); tests/test_tenant_indexes.py checks the plan.
 
@@ -52,7 +53,7 @@ class TenantIndex:
     tenant_id: int
     model_name: str
     vectors: int
-    replaces: bool = False  # an invalid or outdated index of that name, dropped just before
+    replaces: bool = False  # an invalid or outdated index of that name, until this one is built
 
 
 @dataclass
@@ -127,21 +128,37 @@ def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> 
     return result
 
 
-def create_statement(index: TenantIndex) -> str:
-    return indexes.create_statement(
-        index.name,
-        TENANT_INDEX_M,
-        TENANT_INDEX_EF_CONSTRUCTION,
-        tenant_id=index.tenant_id,
-        model_name=index.model_name,
-    )
+# A replacement is built under this suffix beside the index it replaces, which
+# serves the tenant's searches until the new one takes its name.
+BUILDING_SUFFIX = "_new"
+
+
+def build_statements(index: TenantIndex) -> list[str]:
+    """The statements that build the index; one that replaces another is
+    built beside it, then takes its name (a leftover of an interrupted
+    replacement is dropped first, and by the next sync otherwise: its name is
+    no tenant index's)."""
+
+    def create(name: str) -> str:
+        return indexes.create_statement(
+            name, TENANT_INDEX_M, TENANT_INDEX_EF_CONSTRUCTION, tenant_id=index.tenant_id, model_name=index.model_name
+        )
+
+    if not index.replaces:
+        return [create(index.name)]
+    building = index.name + BUILDING_SUFFIX
+    return [
+        indexes.drop_statement(building),
+        create(building),
+        indexes.drop_statement(index.name),
+        f"ALTER INDEX {building} RENAME TO {index.name}",
+    ]
 
 
 def statements(sync_plan: SyncPlan) -> list[str]:
     result = [indexes.drop_statement(name) for name in sync_plan.drop]
     for index in sync_plan.create:
-        result += [indexes.drop_statement(index.name)] if index.replaces else []
-        result.append(create_statement(index))
+        result += build_statements(index)
     return result
 
 
@@ -175,11 +192,8 @@ def sync(
             for number, index in enumerate(todo.create, len(todo.drop) + 1):
                 say(f"[{number}/{steps}] building {index.name} (tenant {index.tenant_id}, {index.vectors:,} vectors)")
                 started = time.perf_counter()
-                if index.replaces:
-                    # Dropped only now: the tenant's searches go without an
-                    # index of their own just while this one builds.
-                    cursor.execute(indexes.drop_statement(index.name))
-                cursor.execute(create_statement(index))
+                for statement in build_statements(index):
+                    cursor.execute(statement)
                 result.build_seconds[index.name] = time.perf_counter() - started
                 say(f"[{number}/{steps}] built {index.name} in {result.build_seconds[index.name]:.1f} s")
                 result.created.append(index.name)
@@ -193,26 +207,27 @@ def sync(
     return result
 
 
-def own_indexes(tenant_id: int) -> list[str]:
-    """The names of the tenant's own indexes that exist now."""
-    prefix = f"{TENANT_INDEX_PREFIX}{tenant_id}_"
+def own_indexes(tenant_id: int | None = None) -> list[str]:
+    """The names of the tenant indexes that exist now (of one tenant's, or all)."""
+    prefix = TENANT_INDEX_PREFIX if tenant_id is None else f"{TENANT_INDEX_PREFIX}{tenant_id}_"
     return [name for name in sorted(existing()) if name.startswith(prefix)]
 
 
-def planned_statements(tenant_id: int | None = None) -> tuple[SyncPlan, list[str]]:
+def planned_statements(tenant_id: int | None = None, *, rebuild: bool = False) -> tuple[SyncPlan, list[str]]:
     """What `sync` would run now (of every tenant's indexes, or of one's), and
-    for one tenant what `rebuild_tenant` adds: its kept index rebuilt in place."""
+    with `rebuild` what `sync_and_rebuild` adds: the kept indexes rebuilt in place."""
     todo = plan(tenant_id=tenant_id)
     result = statements(todo)
-    if tenant_id is not None:
+    if rebuild:
         fresh = {index.name for index in todo.create} | set(todo.drop)
         result += [indexes.reindex_statement(name) for name in own_indexes(tenant_id) if name not in fresh]
     return todo, result
 
 
-def rebuild_tenant(tenant_id: int, progress: Progress | None = None) -> SyncResult:
-    """One tenant's own index: built if missing, dropped if obsolete, else
-    rebuilt in place (REINDEX CONCURRENTLY: searches go on)."""
+def sync_and_rebuild(tenant_id: int | None = None, progress: Progress | None = None) -> SyncResult:
+    """`sync`, then every kept index (of all tenants, or of one) rebuilt in
+    place (REINDEX CONCURRENTLY: searches go on), for one left bloated by
+    many deletions and updates."""
     result = sync(tenant_id=tenant_id, progress=progress)
     if not result.skipped:
         kept = [name for name in own_indexes(tenant_id) if name not in set(result.created)]

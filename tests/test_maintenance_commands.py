@@ -87,34 +87,6 @@ def test_unknown_tenant_is_an_error():
         run("reprocess_failed", "--tenant", "nobody")
 
 
-def index_definition() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'embedding_vector_hnsw'")
-        row = cursor.fetchone()
-    return row[0] if row else ""
-
-
-def test_reindex_and_rebuild_with_other_parameters(transactional_db):
-    from tests.factories import EmbeddingFactory
-
-    EmbeddingFactory.create_batch(5)
-    assert "Would" not in run("reindex", "--dry-run") and "REINDEX INDEX CONCURRENTLY" in run("reindex", "--dry-run")
-    assert "rebuilt" in run("reindex")
-    assert "hnsw" in index_definition()
-    run("reindex", "--rebuild", "--m", "24", "--ef-construction", "100")
-    definition = index_definition()
-    assert "m='24'" in definition and "ef_construction='100'" in definition and "vector_cosine_ops" in definition
-    run("reindex", "--rebuild")  # back to the defaults the migrations create
-    assert "m='16'" in index_definition()
-
-
-def test_reindex_refuses_bad_parameters():
-    with pytest.raises(CommandError, match="pgvector's limits"):
-        run("reindex", "--rebuild", "--m", "1")
-
-
 def test_cleanup_orphans(tenant, other_tenant, media_storage):
     import os
     import time

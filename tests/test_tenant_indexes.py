@@ -144,12 +144,16 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(tenants):
     add_vectors(big, clustered(150, seed=9))
     tenant_indexes.sync(model_names=[MODEL])
     name = tenant_index_name(big.pk, MODEL)
+    leftover = name + tenant_indexes.BUILDING_SUFFIX  # of a replacement interrupted before
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [name])
+        cursor.execute(indexes.create_statement(leftover, 16, 128, tenant_id=big.pk, model_name=MODEL))
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = ANY(%s::regclass[])", [[name, leftover]]
+        )
     assert search(big, clustered(1, seed=10)[0]).strategy != "hnsw-tenant"
 
     todo = tenant_indexes.plan(model_names=[MODEL])
-    assert todo.drop == [] and [(index.name, index.replaces) for index in todo.create] == [(name, True)]
+    assert todo.drop == [leftover] and [(index.name, index.replaces) for index in todo.create] == [(name, True)]
     tenant_indexes.sync(model_names=[MODEL])
     assert tenant_indexes.existing() == {name: True}
 
@@ -169,6 +173,14 @@ def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenan
     assert search(big, vectors[3]).hits[0].media_id == exact_top(big, vectors[3])[0]
 
     assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [(name, True)]
+    # The new one is built beside it, then takes its name: the old one serves meanwhile.
+    steps = tenant_indexes.statements(tenant_indexes.plan(model_names=[MODEL]))
+    assert [step.split(" ON ")[0] for step in steps] == [
+        f"DROP INDEX CONCURRENTLY IF EXISTS {name}_new",
+        f"CREATE INDEX CONCURRENTLY {name}_new",
+        f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
+        f"ALTER INDEX {name}_new RENAME TO {name}",
+    ]
     tenant_indexes.sync(model_names=[MODEL])
     assert tenant_indexes.existing() == {name: True}
     with connection.cursor() as cursor:
@@ -185,17 +197,78 @@ def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, setti
     add_vectors(big, clustered(150, seed=11))
     name = tenant_index_name(big.pk, MODEL)
 
-    out = run("reindex", "--tenant-indexes-only", "--dry-run")
+    out = run("reindex", "--dry-run")
     assert f"CREATE INDEX CONCURRENTLY {name}" in out and "1 to build" in out
-    assert "REINDEX INDEX CONCURRENTLY embedding_vector_hnsw" not in out
     assert tenant_indexes.existing() == {}
 
     assert sync_tenant_indexes.apply().get() == {"created": [name], "dropped": [], "kept": 0, "skipped": False}
 
-    out = run("reindex", "--tenant", "big")
-    assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 1 kept" in out
-    out = run("reindex")
-    assert "embedding_vector_hnsw rebuilt" in out and "1 kept" in out
+    out = run("reindex", "--dry-run")
+    assert "REINDEX" not in out and "0 to build, 0 to drop, 1 kept" in out
+    assert f"REINDEX INDEX CONCURRENTLY {name};" in run("reindex", "--rebuild", "--tenant", "big", "--dry-run")
+    assert "REINDEX" not in run("reindex", "--rebuild", "--tenant", "small", "--dry-run")
+    oid = index_oid(name)
+    out = run("reindex", "--rebuild", "--tenant", "big")
+    assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 1 kept, the kept ones rebuilt" in out
+    assert index_oid(name) != oid and tenant_indexes.existing() == {name: True}  # a new build in its place
+    assert "0 built, 0 dropped, 1 kept." in run("reindex")
+
+
+def index_oid(name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::regclass::oid", [name])
+        return cursor.fetchone()[0]
+
+
+def sync_requests(broker) -> list[list]:
+    """The arguments of each tenant index sync waiting in the maintenance queue."""
+    import base64
+    import json
+
+    messages = [json.loads(raw) for raw in broker.lrange(QUEUE_MAINTENANCE, 0, -1)]
+    return [
+        json.loads(base64.b64decode(message["body"]))[0]
+        for message in messages
+        if message["headers"]["task"] == SYNC_TENANT_INDEXES_TASK
+    ]
+
+
+def test_a_large_tenant_without_its_own_index_yet_is_scanned_exactly_and_asks_for_it(tenants, broker, settings):
+    from django.core.cache import cache
+
+    big, small = tenants
+    settings.CLIP_MODEL = MODEL  # the model searches read: the one indexed
+    add_vectors(big, clustered(400, seed=1))
+    add_vectors(small, clustered(150, seed=4))  # large too, and waiting as well
+    cache.clear()
+    queries = clustered(3, seed=3)
+
+    for vector in queries:
+        found = search(big, vector)
+        assert found.strategy == "exact-unindexed" and [h.media_id for h in found.hits] == exact_top(big, vector)
+    assert sync_requests(broker) == [[big.pk]]  # once, not once a search
+
+    sync_tenant_indexes.apply(args=sync_requests(broker)[0]).get()  # as a worker runs it
+    assert list(tenant_indexes.existing()) == [tenant_index_name(big.pk, MODEL)]  # that tenant's only
+    found = search(big, queries[0])
+    assert found.strategy == "hnsw-tenant" and found.hits[0].media_id == exact_top(big, queries[0])[0]
+
+
+def test_a_search_that_cannot_ask_for_the_index_still_answers_and_the_next_one_asks(tenants, broker):
+    from django.core.cache import cache
+
+    from tests.conftest import broker_unreachable
+
+    big, _ = tenants
+    add_vectors(big, clustered(150, seed=1))
+    cache.clear()
+    vector = clustered(1, seed=3)[0]
+    with broker_unreachable():
+        found = search(big, vector)
+    assert found.strategy == "exact-unindexed" and [h.media_id for h in found.hits] == exact_top(big, vector)
+    assert sync_requests(broker) == []
+    search(big, vector)  # the broker is back
+    assert sync_requests(broker) == [[big.pk]]
 
 
 def test_beat_schedules_the_sync_on_the_maintenance_queue():

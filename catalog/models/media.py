@@ -13,7 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 from catalog.models.tenants import TenantOwned, TenantSettings
 
@@ -202,12 +202,6 @@ EMBEDDING_DIMENSIONS = 512
 # Named here because raw SQL (search/query.py, the tenant indexes, metrics)
 # reads the table.
 EMBEDDING_TABLE = "catalog_embedding"
-# The HNSW index over every tenant's vectors and its build parameters
-# (`manage.py reindex --rebuild` can set others; a large tenant's own index has
-# its own, in search/tenant_indexes.py).
-SHARED_INDEX_NAME = "embedding_vector_hnsw"
-SHARED_INDEX_M = 16
-SHARED_INDEX_EF_CONSTRUCTION = 64
 
 
 class Embedding(TenantOwned):
@@ -215,10 +209,10 @@ class Embedding(TenantOwned):
     so that one nearest-neighbour query covers images and frames. A `failed`
     media item has none (catalog/transitions.py deletes them).
 
-    Besides the indexes below, each large tenant has an HNSW index over its own
-    vectors, kept by search/tenant_indexes.py (not by migrations: which ones
-    exist follows the data). The vector is stored in the row, not in TOAST
-    (search migration 0005)."""
+    Each large tenant has an HNSW index over its own vectors, kept by
+    search/tenant_indexes.py (not by migrations: which ones exist follows the
+    data); there is none over every tenant's (migration 0011). The vector is
+    stored in the row, not in TOAST (search migration 0005)."""
 
     media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="embeddings")
     frame = models.ForeignKey(VideoFrame, null=True, blank=True, on_delete=models.CASCADE, related_name="embeddings")
@@ -244,13 +238,6 @@ class Embedding(TenantOwned):
             ),
         ]
         indexes = [
-            HnswIndex(
-                name=SHARED_INDEX_NAME,
-                fields=["vector"],
-                m=SHARED_INDEX_M,
-                ef_construction=SHARED_INDEX_EF_CONSTRUCTION,
-                opclasses=["vector_cosine_ops"],
-            ),
             models.Index(fields=["tenant", "product"], name="embedding_tenant_product"),
             # A filter that keeps few of a tenant's rows is answered from these.
             models.Index(fields=["tenant", "category"], name="embedding_tenant_category"),
