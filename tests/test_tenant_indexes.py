@@ -15,7 +15,7 @@ from config.queues import QUEUE_MAINTENANCE, SYNC_TENANT_INDEXES_TASK
 from search import indexes, query, tenant_indexes
 from search.indexes import tenant_index_name
 from search.tasks import sync_tenant_indexes
-from tests.factories import MediaFactory, TenantFactory
+from tests.factories import MediaFactory, ProductFactory, TenantFactory
 
 MODEL = "test-clip"
 DIM = 512
@@ -42,13 +42,16 @@ def clustered(count: int, seed: int) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def add_vectors(tenant, vectors, model: str = MODEL) -> list[Embedding]:
+def add_vectors(tenant, vectors, model: str = MODEL, products=None) -> list[Embedding]:
+    """A ready image per vector, unassigned or of products[i]."""
+    products = products or [None] * len(vectors)
     media = Media.objects.bulk_create(
-        MediaFactory.build(tenant=tenant, product=None, storage_key=f"k/{tenant.slug}/{model}/{i}", sha256="")
-        for i in range(len(vectors))
+        MediaFactory.build(tenant=tenant, product=product, storage_key=f"k/{tenant.slug}/{model}/{i}", sha256="")
+        for i, product in enumerate(products)
     )
     return Embedding.objects.bulk_create(
-        Embedding(tenant=tenant, media=m, model_name=model, vector=v) for m, v in zip(media, vectors, strict=True)
+        Embedding(tenant=tenant, media=m, product=m.product, model_name=model, vector=v)
+        for m, v in zip(media, vectors, strict=True)
     )
 
 
@@ -100,6 +103,30 @@ def test_a_large_tenant_gets_its_own_index_which_its_searches_use(tenants):
     # A second run has nothing to do.
     again = tenant_indexes.sync(model_names=[MODEL])
     assert again.created == again.dropped == [] and again.kept == 1
+
+
+def test_a_category_with_few_of_a_large_tenants_rows_is_scanned_exactly(tenants):
+    big, _ = tenants
+    rare = ProductFactory.create_batch(SMALL_EXACT_MAX - 10, tenant=big, category="rare")
+    common = ProductFactory.create_batch(300, tenant=big, category="common")
+    vectors = clustered(len(rare) + len(common), seed=13)
+    add_vectors(big, vectors, products=rare + common)
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.existing() == {tenant_index_name(big.pk, MODEL): True}
+
+    for category, strategy in [("rare", "exact"), ("common", "hnsw-tenant"), (None, "hnsw-tenant")]:
+        for vector in clustered(3, seed=14):
+            found = query.nearest_products(
+                vector, tenant_id=big.pk, model_name=MODEL, k=10, min_score=0.0, category=category
+            )
+            assert found.strategy == strategy
+            if category == "rare":  # exact: the very products an exact scan of the category ranks first
+                where, params = query._filters(big.pk, MODEL, category, None)
+                params["query"] = query.vector_literal(vector)
+                assert found.hits == query._exact(where, params, 10, 1.0)
+            assert {hit.product_id for hit in found.hits} <= {
+                p.pk for p in (rare if category == "rare" else rare + common)
+            }
 
 
 def test_searches_through_a_tenant_index_keep_recall_and_never_see_other_tenants(tenants):
