@@ -80,21 +80,19 @@ def enqueue_maintenance(task_name: str, *args: int, on_error: Callable[[Exceptio
 def request_maintenance(task_name: str, *args: int, every_s: int) -> None:
     """Send a maintenance task now, at most once every `every_s` seconds with
     the same arguments (across processes, through the cache), for work noticed
-    on the way to something else (a search): never raises, a refusal is logged
-    and the next caller asks again."""
+    on the way to something else (a search). Never raises: a broker or cache
+    that refuses is logged, and asked again `every_s` later (so that at most
+    one caller a period waits for an unreachable broker's connect timeout). A
+    request no worker started within `every_s` expires; the next one replaces it."""
     from django.core.cache import cache
 
     from config.celery import app
-    from config.transient import TRANSIENT_ERRORS
 
     key = f"maintenance-requested:{task_name}:{':'.join(map(str, args))}"
     try:
         if cache.add(key, 1, timeout=every_s):
-            try:
-                # No retries: the caller is answering a request meanwhile.
-                app.send_task(task_name, args=list(args), queue=QUEUE_MAINTENANCE, retry=False)
-            except TRANSIENT_ERRORS:
-                cache.delete(key)
-                raise
-    except TRANSIENT_ERRORS as exc:
-        logger.warning("could not send %s%s: %s", task_name, args, exc)
+            # No retries: the caller is answering a request meanwhile.
+            app.send_task(task_name, args=list(args), queue=QUEUE_MAINTENANCE, retry=False, expires=every_s)
+            logger.info("requested %s%s", task_name, tuple(args))
+    except Exception:  # the caller's answer matters more than this request
+        logger.warning("could not request %s%s", task_name, tuple(args), exc_info=True)

@@ -6,22 +6,24 @@ tenant walk past the other tenants' neighbours (a tenant with 1% of the table
 reads about a hundred tuples for each of its own), and every insert would go
 into two graphs (catalog migration 0011 dropped it). An index
 `WHERE tenant_id = <id> AND model_name = '<model>'` holds nothing else, so a
-scan with the tenant's `ef_search` is enough; a tenant waiting for its index
-is scanned exactly (search/query.py) and asks for it (`request`). The planner picks it because
+scan with the tenant's `ef_search` is enough. The planner picks it because
 the query's tenant and model reach it as constants (Django binds parameters on
-the client); tests/test_tenant_indexes.py checks the plan.
+the client); tests/test_tenant_indexes.py checks the plan. A tenant waiting
+for its index is scanned exactly, and its search asks for a sync of its
+indexes at once (search/query.py).
 
 Which tenants have one follows the data, so migrations do not create them:
 `sync` (a Celery beat task and `manage.py reindex`) creates the missing ones,
 drops those of a tenant that shrank, of a model no longer searched or of a
 tenant gone, and rebuilds any left invalid by an interrupted build or built with
-other parameters. Builds and drops run CONCURRENTLY: searches and writes go on
-meanwhile.
+other parameters (beside the old one, which serves until the new one takes its
+name). Builds and drops run CONCURRENTLY: searches and writes go on meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,9 +130,11 @@ def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> 
     return result
 
 
-# A replacement is built under this suffix beside the index it replaces, which
-# serves the tenant's searches until the new one takes its name.
+# A replacement is built under the first suffix beside the index it replaces,
+# which serves the tenant's searches until the two swap names (at once, in one
+# transaction); the old one is dropped under the second.
 BUILDING_SUFFIX = "_new"
+REPLACED_SUFFIX = "_old"
 
 
 def build_statements(index: TenantIndex) -> list[str]:
@@ -146,12 +150,15 @@ def build_statements(index: TenantIndex) -> list[str]:
 
     if not index.replaces:
         return [create(index.name)]
-    building = index.name + BUILDING_SUFFIX
+    building, replaced = index.name + BUILDING_SUFFIX, index.name + REPLACED_SUFFIX
     return [
         indexes.drop_statement(building),
+        indexes.drop_statement(replaced),
         create(building),
-        indexes.drop_statement(index.name),
-        f"ALTER INDEX {building} RENAME TO {index.name}",
+        # A DO block is one transaction; renaming an index blocks neither reads nor writes.
+        f"DO $$ BEGIN ALTER INDEX {index.name} RENAME TO {replaced};"
+        f" ALTER INDEX {building} RENAME TO {index.name}; END $$",
+        indexes.drop_statement(replaced),
     ]
 
 
@@ -163,11 +170,17 @@ def statements(sync_plan: SyncPlan) -> list[str]:
 
 
 def sync(
-    *, model_names: list[str] | None = None, tenant_id: int | None = None, progress: Progress | None = None
+    *,
+    model_names: list[str] | None = None,
+    tenant_id: int | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
 ) -> SyncResult:
     """Build the missing tenant indexes and drop the obsolete ones (of all
-    tenants, or of one). Runs outside a transaction, as CONCURRENTLY needs; a
-    sync already running elsewhere makes this one a no-op."""
+    tenants, or of one); with `rebuild`, then rebuild the kept ones in place
+    (REINDEX CONCURRENTLY: for an index bloated by many deletions and updates).
+    Runs outside a transaction, as CONCURRENTLY needs; a sync already running
+    elsewhere makes this one a no-op."""
     say = progress or logger.info
     indexes.ensure_outside_transaction()
     result = SyncResult()
@@ -197,6 +210,9 @@ def sync(
                 result.build_seconds[index.name] = time.perf_counter() - started
                 say(f"[{number}/{steps}] built {index.name} in {result.build_seconds[index.name]:.1f} s")
                 result.created.append(index.name)
+            if rebuild:
+                kept = [name for name in own_indexes(tenant_id) if name not in set(result.created)]
+                indexes.run([indexes.reindex_statement(name) for name in kept], say)
             if result.created:
                 # Fresh statistics: with a stale row estimate for the tenant, the
                 # planner may prefer sorting its rows to the new index.
@@ -208,28 +224,18 @@ def sync(
 
 
 def own_indexes(tenant_id: int | None = None) -> list[str]:
-    """The names of the tenant indexes that exist now (of one tenant's, or all)."""
-    prefix = TENANT_INDEX_PREFIX if tenant_id is None else f"{TENANT_INDEX_PREFIX}{tenant_id}_"
-    return [name for name in sorted(existing()) if name.startswith(prefix)]
+    """The tenant indexes that exist now (of one tenant, or all), by the names
+    searches look for: not a replacement being built or a leftover."""
+    pattern = re.compile(rf"{TENANT_INDEX_PREFIX}{tenant_id if tenant_id is not None else '[0-9]+'}_[0-9a-f]{{8}}")
+    return [name for name in sorted(existing()) if pattern.fullmatch(name)]
 
 
 def planned_statements(tenant_id: int | None = None, *, rebuild: bool = False) -> tuple[SyncPlan, list[str]]:
     """What `sync` would run now (of every tenant's indexes, or of one's), and
-    with `rebuild` what `sync_and_rebuild` adds: the kept indexes rebuilt in place."""
+    with `rebuild` what it adds: the kept indexes rebuilt in place."""
     todo = plan(tenant_id=tenant_id)
     result = statements(todo)
     if rebuild:
         fresh = {index.name for index in todo.create} | set(todo.drop)
         result += [indexes.reindex_statement(name) for name in own_indexes(tenant_id) if name not in fresh]
     return todo, result
-
-
-def sync_and_rebuild(tenant_id: int | None = None, progress: Progress | None = None) -> SyncResult:
-    """`sync`, then every kept index (of all tenants, or of one) rebuilt in
-    place (REINDEX CONCURRENTLY: searches go on), for one left bloated by
-    many deletions and updates."""
-    result = sync(tenant_id=tenant_id, progress=progress)
-    if not result.skipped:
-        kept = [name for name in own_indexes(tenant_id) if name not in set(result.created)]
-        indexes.run([indexes.reindex_statement(name) for name in kept], progress)
-    return result

@@ -31,11 +31,7 @@ class Command(BaseCommand):
             indexes.ensure_outside_transaction()
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
-        say = self._say
-        if rebuild:
-            result = tenant_indexes.sync_and_rebuild(tenant_id, say)
-        else:
-            result = tenant_indexes.sync(tenant_id=tenant_id, progress=say)
+        result = tenant_indexes.sync(tenant_id=tenant_id, rebuild=rebuild, progress=self._say)
         if result.skipped:
             raise CommandError("Another sync of the tenant indexes is running (beat or a command): try again later.")
         self.stdout.write(
