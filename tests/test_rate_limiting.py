@@ -1,5 +1,9 @@
 """Requests per API key are limited (API_RATE_LIMIT): over it, 429
-`rate_limited` with Retry-After; other keys keep their own budget."""
+`rate_limited` with Retry-After; other keys keep their own budget, and the
+budget holds when many clients race through several server processes."""
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -36,3 +40,26 @@ def test_a_malformed_limit_stops_start_up(tmp_path):
         "1", STOCKMIND_SERVICES_ENV=str(tmp_path / "none.env"), DJANGO_SECRET_KEY="x" * 50, API_RATE_LIMIT="lots"
     )
     assert "ImproperlyConfigured" in output and "API_RATE_LIMIT" in output
+
+
+CLIENTS = 16
+REQUESTS_PER_CLIENT = 40
+BUDGET = 200
+
+
+def test_the_budget_holds_for_concurrent_clients_across_processes(tenant, transactional_db, tiny_model, tmp_path):
+    from tests.web_server import gunicorn_argv, request, server_env, serving
+
+    key = ApiKeyFactory(tenant=tenant, scope=ApiKey.Scope.READ).plaintext
+    env = server_env(tmp_path / "media", str(tiny_model), "stockmind-rate-limit", API_RATE_LIMIT=f"{BUDGET}/min")
+
+    def client(_: int) -> Counter:
+        return Counter(request(port, "GET", "/api/v1/products/", key)[0] for _ in range(REQUESTS_PER_CLIENT))
+
+    # 2 processes x 8 threads, as the Dockerfile runs gunicorn; 640 requests,
+    # all well within the minute.
+    with serving(lambda port: gunicorn_argv(port, 2, 8), env, tmp_path / "gunicorn.log") as port:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            statuses = sum(pool.map(client, range(CLIENTS)), Counter())
+    assert set(statuses) == {200, 429}, statuses
+    assert abs(statuses[200] - BUDGET) <= BUDGET * 0.02, statuses

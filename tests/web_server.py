@@ -22,8 +22,9 @@ from tests.worker_process import ROOT, worker_env
 
 def server_env(media_root: Path, clip_model: str, application_name: str, **extra) -> dict:
     """A web process's environment: the test database (its connections named
-    `application_name` in pg_stat_activity), broker and storage, no rate limit."""
-    env = worker_env(media_root, clip_model, API_RATE_LIMIT="", **extra)
+    `application_name` in pg_stat_activity), broker and storage, no rate limit
+    unless `extra` sets one."""
+    env = worker_env(media_root, clip_model, **{"API_RATE_LIMIT": "", **extra})
     env["DATABASE_URL"] += f"?application_name={application_name}"
     return env
 
