@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import transaction
@@ -39,6 +39,8 @@ from django.db import transaction
 from catalog.models import EMBEDDING_TABLE, HNSW_EF_SEARCH_RANGE, TenantSettings
 from config.queues import SYNC_TENANT_INDEXES_TASK, request_maintenance
 from config.replicas import reading_connection
+from search import filters
+from search.filters import ProductFilter
 from search.indexes import TENANT_INDEX_ORDER, tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
@@ -85,23 +87,24 @@ def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
 
 
 def _filters(
-    tenant_id: int, model_name: str, category: str | None, exclude_media_id: int | None, *, on_rows: bool = True
+    tenant_id: int,
+    model_name: str,
+    product_filter: ProductFilter | None,
+    exclude_media_id: int | None,
+    *,
+    on_rows: bool = True,
 ):
-    """The WHERE clause and its parameters. A category filter is a condition
+    """The WHERE clause and its parameters. A filter's category is a condition
     on the row (its product's category, catalog.Embedding.category), which an
     index scan checks as it goes; through the product only while the tenant
-    has rows from before that column (`manage.py fill_embedding_categories`)."""
+    has rows from before that column (`manage.py fill_embedding_categories`).
+    The rest of a filter goes through the product (search/filters.py)."""
     sql = ["e.tenant_id = %(tenant)s", "e.model_name = %(model)s"]
     params: dict = {"tenant": tenant_id, "model": model_name}
-    if category and on_rows:
-        sql.append("e.category = %(category)s")
-        params["category"] = category
-    elif category:
-        sql.append(
-            "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s"
-            " AND p.category = %(category)s)"
-        )
-        params["category"] = category
+    if product_filter:
+        conditions, values = filters.sql(product_filter, on_rows=on_rows)
+        sql += conditions
+        params.update(values)
     if exclude_media_id is not None:
         sql.append("e.media_id <> %(exclude)s")
         params["exclude"] = exclude_media_id
@@ -165,32 +168,41 @@ class _Facts:
     few_in_filter: bool  # the category filter keeps at most EXACT_SCAN_MAX_VECTORS rows
 
 
-def _lookups(tenant_id: int, model_name: str, category: str | None) -> _Facts:
+def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) -> _Facts:
     """What the plan depends on, in one round trip (about half a millisecond):
     the tenant's own index (search/tenant_indexes.py) and its operator class
     (an index from before the halfvec release serves until the sync rebuilds
     it), whether its rows all carry their category (a look into an index
-    that is empty once they do), and whether the category holds few of them
-    (counted in the `(tenant, category)` index, up to one more than few)."""
+    that is empty once they do), and whether the filter's categories hold few
+    of them (counted in the `(tenant, category)` index, up to one more than few)."""
     with reading_connection().cursor() as cursor:
         # The table's name is a constant.
         sql = (
-            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', %(category)s::text IS NULL OR NOT EXISTS"  # noqa: S608
+            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', %(categories)s::text[] IS NULL OR NOT EXISTS"  # noqa: S608
             f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s AND category IS NULL),"
             f" (SELECT count(*) FROM (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
-            " AND category = %(category)s LIMIT %(few)s + 1) AS kept) <= %(few)s"
+            " AND category = ANY(%(categories)s) LIMIT %(few)s + 1) AS kept) <= %(few)s"
             " FROM (SELECT 1) AS one LEFT JOIN pg_index i ON i.indexrelid = to_regclass(%(index)s)"
             " LEFT JOIN pg_opclass o ON o.oid = i.indclass[0]"
         )
-        names = {"tenant": tenant_id, "category": category, "few": EXACT_SCAN_MAX_VECTORS}
-        cursor.execute(sql, {**names, "index": tenant_index_name(tenant_id, model_name)})
+        names = {"tenant": tenant_id, "categories": list(categories) if categories else None}
+        cursor.execute(sql, {**names, "few": EXACT_SCAN_MAX_VECTORS, "index": tenant_index_name(tenant_id, model_name)})
         valid, halfvec, on_rows, few = cursor.fetchone()
     return _Facts(
         own_index=bool(valid),
         halfvec=bool(halfvec),
         on_rows=bool(on_rows),
-        few_in_filter=category is not None and bool(on_rows) and bool(few),
+        few_in_filter=bool(categories) and bool(on_rows) and bool(few),
     )
+
+
+def _few_filtered(where: str, params: dict) -> bool:
+    """Whether the rows a filter keeps are few (at most EXACT_SCAN_MAX_VECTORS):
+    for a filter on the product besides its category, which the rows do not carry."""
+    sql = f"SELECT count(*) <= %(few)s FROM (SELECT 1 FROM {EMBEDDING_TABLE} e WHERE {where} LIMIT %(few)s + 1) AS kept"  # noqa: S608
+    with reading_connection().cursor() as cursor:
+        cursor.execute(sql, {**params, "few": EXACT_SCAN_MAX_VECTORS})
+        return bool(cursor.fetchone()[0])
 
 
 def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, halfvec: bool) -> list[tuple]:
@@ -273,10 +285,12 @@ def nearest_products(
     k: int = 10,
     min_score: float | None = None,
     category: str | None = None,
+    product_filter: ProductFilter | None = None,
     exclude_media_id: int | None = None,
     tenant_settings: TenantSettings | None = None,
 ) -> SearchResult:
-    """The `k` best products (or unassigned media) for a unit query vector,
+    """The `k` best products (or unassigned media) for a unit query vector
+    among those `product_filter` keeps (`category`: a filter on that one),
     with `tenant_settings`' minimum similarity and ef_search (the defaults
     when None)."""
     started = time.perf_counter()
@@ -284,9 +298,14 @@ def nearest_products(
     tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
     min_score = tenant_settings.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
-    facts = _lookups(tenant_id, model_name, category or None)
-    where, params = _filters(tenant_id, model_name, category, exclude_media_id, on_rows=facts.on_rows)
+    if category:
+        product_filter = ProductFilter(categories=(category,))
+    product_filter = product_filter or ProductFilter()
+    facts = _lookups(tenant_id, model_name, product_filter.categories)
+    where, params = _filters(tenant_id, model_name, product_filter, exclude_media_id, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
+    if facts.own_index and product_filter.on_product_only:
+        facts = replace(facts, few_in_filter=_few_filtered(where, params))
 
     fetch = k * HITS_PER_PRODUCT
     ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))

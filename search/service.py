@@ -15,6 +15,7 @@ from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
 from search import vectors
+from search.filters import ProductFilter
 from search.query import Hit, SearchResult, nearest_products
 
 
@@ -58,7 +59,7 @@ def search(
     *,
     k: int = 10,
     min_score: float | None = None,
-    category: str | None = None,
+    product_filter: ProductFilter | None = None,
     exclude_media_id: int | None = None,
 ) -> SearchResponse:
     model_name = current_model_name()
@@ -71,7 +72,7 @@ def search(
             model_name=model_name,
             k=k,
             min_score=min_score,
-            category=category or None,
+            product_filter=product_filter,
             exclude_media_id=exclude_media_id,
             tenant_settings=tenant_settings,
         )

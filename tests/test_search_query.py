@@ -139,13 +139,13 @@ def test_vectors_from_before_the_category_column_are_filtered_through_the_produc
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute("UPDATE catalog_embedding SET category = NULL")
         cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-    assert not query._lookups(tenant.pk, MODEL, "shoes").on_rows
+    assert not query._lookups(tenant.pk, MODEL, ["shoes"]).on_rows
     assert [h.product_id for h in search(tenant, q, category="shoes").hits] == [shoe.pk]
 
     out = StringIO()
     call_command("fill_embedding_categories", "--tenant", tenant.slug, "--batch-size", "1", stdout=out)
     assert "Filled the category of 2 vectors" in out.getvalue()
-    assert query._lookups(tenant.pk, MODEL, "shoes").on_rows
+    assert query._lookups(tenant.pk, MODEL, ["shoes"]).on_rows
     assert [h.product_id for h in search(tenant, q, category="shoes").hits] == [shoe.pk]
     assert Embedding.objects.filter(tenant=other_tenant, category__isnull=True).count() == 1  # left alone
 

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from catalog.models import Embedding, Media
 from config.queues import QUEUE_MAINTENANCE, SYNC_TENANT_INDEXES_TASK
 from search import indexes, query, tenant_indexes
+from search.filters import ProductFilter
 from search.indexes import tenant_index_name
 from search.tasks import sync_tenant_indexes
 from tests.factories import MediaFactory, ProductFactory, TenantFactory
@@ -121,7 +122,7 @@ def test_a_category_with_few_of_a_large_tenants_rows_is_scanned_exactly(tenants)
             )
             assert found.strategy == strategy
             if category == "rare":  # exact: the very products an exact scan of the category ranks first
-                where, params = query._filters(big.pk, MODEL, category, None)
+                where, params = query._filters(big.pk, MODEL, ProductFilter(categories=(category,)), None)
                 params["query"] = query.vector_literal(vector)
                 assert found.hits == query._exact(where, params, 10, 1.0)
             assert {hit.product_id for hit in found.hits} <= {

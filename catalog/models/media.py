@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
@@ -39,7 +40,11 @@ class Product(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "sku"], name="product_sku_unique_per_tenant"),
             models.CheckConstraint(condition=Q(sku__regex=SKU_PATTERN), name="product_sku_valid"),
         ]
-        indexes = [models.Index(fields=["tenant", "category"], name="product_tenant_category")]
+        indexes = [
+            models.Index(fields=["tenant", "category"], name="product_tenant_category"),
+            # A search's attribute filter (search/filters.py): containment, `attributes @> '{"color": "red"}'`.
+            GinIndex(fields=["attributes"], opclasses=["jsonb_path_ops"], name="product_attributes_gin"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.title}"

@@ -1,11 +1,75 @@
+import dataclasses
+import json
+from typing import Any
+
 from django.conf import settings
 from django.core.files.storage import default_storage
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog import formats
 from catalog.api.serializers import StrictSerializer
 from catalog.models import Media
+from search import filters
 from search.query import MAX_K
+
+_SCALAR = {"oneOf": [{"type": "string", "maxLength": filters.MAX_TEXT}, {"type": "number"}, {"type": "boolean"}]}
+
+
+def _texts_schema(max_length: int) -> dict:
+    text = {"type": "string", "maxLength": max_length}
+    many = {"type": "array", "items": text, "minItems": 1, "maxItems": filters.MAX_VALUES}
+    return {"oneOf": [text, many]}
+
+
+FILTER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": (
+        "Conditions on the product, all of which must hold (a list: any of its values; a range: numbers only). "
+        "In a multipart form or a query string, the same object as a JSON string."
+    ),
+    "properties": {
+        "category": _texts_schema(100),
+        "sku": _texts_schema(64),
+        "attributes": {
+            "type": "object",
+            "maxProperties": filters.MAX_ATTRIBUTES,
+            "additionalProperties": {
+                "oneOf": [
+                    _SCALAR,
+                    {"type": "array", "items": _SCALAR, "minItems": 1, "maxItems": filters.MAX_VALUES},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "properties": {op: {"type": "number"} for op in filters.RANGE_OPERATORS},
+                    },
+                ]
+            },
+        },
+    },
+}
+
+
+@extend_schema_field(FILTER_SCHEMA)
+class FilterField(serializers.Field):
+    """API.md's `filter`: a JSON object, or a JSON string of one (forms, query strings)."""
+
+    def to_internal_value(self, data: Any) -> filters.ProductFilter:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                message = "Must be a JSON object (in a form or query string, as JSON)."
+                raise serializers.ValidationError(message) from None
+        try:
+            return filters.parse(data)
+        except filters.FilterError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class SearchOptions(StrictSerializer):
@@ -17,7 +81,20 @@ class SearchOptions(StrictSerializer):
         allow_null=True,
         help_text="Drop results below this cosine similarity (default: the tenant's threshold).",
     )
-    category = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    category = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Only this category (v1; `filter` says more)."
+    )
+    filter = FilterField(required=False, allow_null=True)
+
+    def validate(self, attrs: dict) -> dict:
+        """`filter` as the search takes it: with `category`, if given, as its category."""
+        product_filter = attrs.get("filter") or filters.ProductFilter()
+        if attrs.get("category"):
+            if product_filter.categories is not None:
+                raise serializers.ValidationError({"category": ["Give the category in `filter` or here, not both."]})
+            product_filter = dataclasses.replace(product_filter, categories=(attrs["category"],))
+        attrs["filter"] = product_filter
+        return attrs
 
 
 class ImageSearchRequest(SearchOptions):

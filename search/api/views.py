@@ -24,7 +24,7 @@ class SearchView(TenantAPIView):
             vector,
             k=options["k"],
             min_score=options.get("min_score"),
-            category=options.get("category"),
+            product_filter=options["filter"],
             exclude_media_id=exclude_media_id,
         )
         return Response(SearchResponseSerializer(found, context={"request": request}).data)
@@ -60,6 +60,7 @@ class SimilarSearchView(SearchView):
             OpenApiParameter("k", int, description="1..100, default 10"),
             OpenApiParameter("min_score", float),
             OpenApiParameter("category", str),
+            OpenApiParameter("filter", str, description="`filter` as URL-encoded JSON (API.md, Search v2)."),
         ],
         responses=SearchResponseSerializer,
     )

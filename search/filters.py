@@ -1,0 +1,165 @@
+"""A search's filter on the product (API.md, Search v2): its category (one or
+any of several), its sku (any of several) and its attributes (a value, any of
+several values, or a numeric range), all of which must hold.
+
+`parse` turns the client's JSON into a `ProductFilter`, refusing what it does
+not know with the path of the offending part; `sql` turns one into conditions
+on the vector rows of search/query.py, so that the filter is applied inside the
+vector query (an HNSW scan checks them as it goes) rather than to its top k.
+A filter that names any product field never matches media without a product.
+
+Attribute values compare as JSON: `{"size": 42}` matches the number 42, not the
+string "42". Equality and any-of are containment tests (`attributes @> ...`),
+which the products' GIN index answers; ranges apply to numbers only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# Bounds that keep a filter, and the SQL made of it, small.
+MAX_VALUES = 100  # in one any-of list
+MAX_ATTRIBUTES = 20
+MAX_TEXT = 300
+RANGE_OPERATORS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
+FIELDS = ("category", "sku", "attributes")
+
+Scalar = str | int | float | bool
+
+
+class FilterError(ValueError):
+    """What is wrong, and where: `path` is the part of the filter, e.g. "attributes.size"."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Range:
+    bounds: tuple[tuple[str, Decimal], ...]  # (operator, value), e.g. (("gte", 10), ("lt", 20))
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    categories: tuple[str, ...] | None = None
+    skus: tuple[str, ...] | None = None
+    # name -> the values any of which it may equal, or a range
+    attributes: tuple[tuple[str, tuple[Scalar, ...] | Range], ...] = field(default_factory=tuple)
+
+    @property
+    def on_product_only(self) -> bool:
+        """It names something besides the category (which the vector rows carry)."""
+        return self.skus is not None or bool(self.attributes)
+
+    def __bool__(self) -> bool:
+        return self.categories is not None or self.on_product_only
+
+
+def parse(data: Any) -> ProductFilter:
+    """The client's filter object (or None: no filter)."""
+    if data is None:
+        return ProductFilter()
+    if not isinstance(data, Mapping):
+        raise FilterError("filter", "Must be a JSON object.")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise FilterError(unknown[0], f"Unknown filter; use {', '.join(FIELDS)}.")
+    categories = _texts(data["category"], "category", max_length=100) if "category" in data else None
+    skus = _texts(data["sku"], "sku", max_length=64) if "sku" in data else None
+    attributes = _attributes(data.get("attributes", {}))
+    return ProductFilter(categories, skus, attributes)
+
+
+def _texts(value: Any, path: str, *, max_length: int) -> tuple[str, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values or len(values) > MAX_VALUES:
+        raise FilterError(path, f"Give 1 to {MAX_VALUES} values.")
+    for item in values:
+        if not isinstance(item, str) or len(item) > max_length:
+            raise FilterError(path, f"Each value must be a string of at most {max_length} characters.")
+    return tuple(dict.fromkeys(values))
+
+
+def _scalar(value: Any, path: str) -> Scalar:
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= MAX_TEXT):
+        return value
+    raise FilterError(path, f"A value is a string (at most {MAX_TEXT} characters), a number or a boolean.")
+
+
+def _number(value: Any, path: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FilterError(path, "A range bound must be a number.")
+    return Decimal(str(value))
+
+
+def _attributes(data: Any) -> tuple[tuple[str, tuple[Scalar, ...] | Range], ...]:
+    if not isinstance(data, Mapping):
+        raise FilterError("attributes", "Must be a JSON object of attribute names.")
+    if len(data) > MAX_ATTRIBUTES:
+        raise FilterError("attributes", f"At most {MAX_ATTRIBUTES} attributes.")
+    result: list[tuple[str, tuple[Scalar, ...] | Range]] = []
+    for name, condition in data.items():
+        path = f"attributes.{name}"
+        if not name or len(name) > MAX_TEXT:
+            raise FilterError("attributes", f"An attribute name is 1 to {MAX_TEXT} characters.")
+        if isinstance(condition, Mapping):
+            unknown = sorted(set(condition) - set(RANGE_OPERATORS))
+            if unknown or not condition:
+                raise FilterError(path, f"A range takes {', '.join(RANGE_OPERATORS)}.")
+            bounds = tuple((op, _number(condition[op], f"{path}.{op}")) for op in RANGE_OPERATORS if op in condition)
+            result.append((name, Range(bounds)))
+        elif isinstance(condition, list):
+            if not condition or len(condition) > MAX_VALUES:
+                raise FilterError(path, f"Give 1 to {MAX_VALUES} values.")
+            result.append((name, tuple(_scalar(value, path) for value in condition)))
+        else:
+            result.append((name, (_scalar(condition, path),)))
+    return tuple(result)
+
+
+def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dict[str, Any]]:
+    """Conditions on the vector rows `e` (search/query.py) and their parameters,
+    for `%(tenant)s`'s products. The category is checked on the row when
+    `on_rows` (every row carries its product's), else through the product."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    product: list[str] = []
+    if product_filter.categories is not None:
+        params["f_categories"] = list(product_filter.categories)
+        if on_rows:
+            conditions.append("e.category = ANY(%(f_categories)s) AND e.product_id IS NOT NULL")
+        else:
+            product.append("p.category = ANY(%(f_categories)s)")
+    if product_filter.skus is not None:
+        params["f_skus"] = list(product_filter.skus)
+        product.append("p.sku = ANY(%(f_skus)s)")
+    for number, (name, condition) in enumerate(product_filter.attributes):
+        if isinstance(condition, Range):
+            params[f"f_name{number}"] = name
+            # CASE: the cast is evaluated only for a number (SQL does not
+            # promise to check the type first in an AND).
+            found = f"(p.attributes -> %(f_name{number})s)"
+            number_value = f"(CASE WHEN jsonb_typeof({found}) = 'number' THEN {found}::numeric END)"
+            checks = []
+            for op, bound in condition.bounds:
+                params[f"f_{op}{number}"] = bound
+                checks.append(f"{number_value} {RANGE_OPERATORS[op]} %(f_{op}{number})s")
+            product.append("(" + " AND ".join(checks) + ")")
+        else:
+            alternatives = []
+            for index, wanted in enumerate(condition):
+                params[f"f_attr{number}_{index}"] = json.dumps({name: wanted})
+                alternatives.append(f"p.attributes @> %(f_attr{number}_{index})s::jsonb")
+            product.append("(" + " OR ".join(alternatives) + ")")
+    if product:
+        conditions.append(
+            "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s AND "  # noqa: S608 - constants; values are parameters
+            + " AND ".join(product)
+            + ")"
+        )
+    return conditions, params
