@@ -178,6 +178,12 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
 # parameters: % doubled).
 CATEGORY_OF_NUMBER = "CASE WHEN i %% 100 = 0 THEN 'one-percent' WHEN i %% 10 = 1 THEN 'ten-percent' ELSE 'other' END"
 FILTER_SHARES = {"ten-percent": 0.10, "one-percent": 0.01}
+# And attributes: `band` keeps 10% ('ten') or 1% ('one') of them, apart from
+# the categories' products; `price` (0..999) below 100 keeps 10%.
+ATTRIBUTES_OF_NUMBER = (
+    "jsonb_build_object('band', CASE WHEN i %% 100 = 50 THEN 'one' WHEN i %% 10 = 3 THEN 'ten' ELSE 'other' END,"
+    " 'price', (i * 7919) %% 1000)"
+)
 
 
 def _insert_tenant(cursor, number: int, size: int, with_products: bool = False) -> tuple[int, np.ndarray, np.ndarray]:
@@ -192,7 +198,7 @@ def _insert_tenant(cursor, number: int, size: int, with_products: bool = False) 
     if with_products:
         cursor.execute(
             "INSERT INTO catalog_product (tenant_id, sku, title, category, attributes, created_at, updated_at)"  # noqa: S608
-            f" SELECT %s, 'P-' || i, 'product ' || i, {CATEGORY_OF_NUMBER}, '{{}}', now(), now()"
+            f" SELECT %s, 'P-' || i, 'product ' || i, {CATEGORY_OF_NUMBER}, {ATTRIBUTES_OF_NUMBER}, now(), now()"
             " FROM generate_series(1, %s) AS i ORDER BY i RETURNING id",
             [tenant_id, size],
         )
