@@ -15,6 +15,7 @@ which the products' GIN index answers; ranges apply to numbers only."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -71,7 +72,7 @@ def parse(data: Any) -> ProductFilter:
         raise FilterError(unknown[0], f"Unknown filter; use {', '.join(FIELDS)}.")
     categories = _texts(data["category"], "category", max_length=100) if "category" in data else None
     skus = _texts(data["sku"], "sku", max_length=64) if "sku" in data else None
-    attributes = _attributes(data.get("attributes", {}))
+    attributes = _attributes(data["attributes"]) if "attributes" in data else ()
     return ProductFilter(categories, skus, attributes)
 
 
@@ -85,21 +86,25 @@ def _texts(value: Any, path: str, *, max_length: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _scalar(value: Any, path: str) -> Scalar:
-    if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= MAX_TEXT):
+    if _finite(value) or (isinstance(value, str) and len(value) <= MAX_TEXT):
         return value
-    raise FilterError(path, f"A value is a string (at most {MAX_TEXT} characters), a number or a boolean.")
+    raise FilterError(path, f"A value is a string (at most {MAX_TEXT} characters), a finite number or a boolean.")
 
 
 def _number(value: Any, path: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FilterError(path, "A range bound must be a number.")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+        raise FilterError(path, "A range bound must be a finite number.")
     return Decimal(str(value))
 
 
 def _attributes(data: Any) -> tuple[tuple[str, tuple[Scalar, ...] | Range], ...]:
-    if not isinstance(data, Mapping):
-        raise FilterError("attributes", "Must be a JSON object of attribute names.")
+    if not isinstance(data, Mapping) or not data:
+        raise FilterError("attributes", "Must be a JSON object of at least one attribute name.")
     if len(data) > MAX_ATTRIBUTES:
         raise FilterError("attributes", f"At most {MAX_ATTRIBUTES} attributes.")
     result: list[tuple[str, tuple[Scalar, ...] | Range]] = []

@@ -298,13 +298,13 @@ def nearest_products(
     tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
     min_score = tenant_settings.min_similarity if min_score is None else min_score
     max_distance = 1.0 - min_score
-    if category:
-        product_filter = ProductFilter(categories=(category,))
     product_filter = product_filter or ProductFilter()
+    if category:
+        product_filter = replace(product_filter, categories=(category,))
     facts = _lookups(tenant_id, model_name, product_filter.categories)
     where, params = _filters(tenant_id, model_name, product_filter, exclude_media_id, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
-    if facts.own_index and product_filter.on_product_only:
+    if facts.own_index and product_filter.on_product_only and not facts.few_in_filter:  # few already: fewer still
         facts = replace(facts, few_in_filter=_few_filtered(where, params))
 
     fetch = k * HITS_PER_PRODUCT

@@ -16,6 +16,7 @@ import logging
 import math
 import uuid
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
@@ -75,8 +76,9 @@ class ApiKeyRateThrottle(BaseThrottle):
         limit, period_s = parse_rate(settings.API_RATE_LIMIT)
         try:
             admitted, self.wait_s = admit(key.prefix, limit, period_s)
-        except TRANSIENT_ERRORS as exc:
-            # The cache is down: serve unthrottled rather than refuse everything.
+        except (*TRANSIENT_ERRORS, redis.exceptions.RedisError) as exc:
+            # The cache is down or refuses writes (read-only after a failover,
+            # out of memory): serve unthrottled rather than refuse everything.
             logger.warning("rate limit not checked, the cache is unavailable: %s", exc)
             return True
         return admitted

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog import formats
+from catalog.api.parsers import unstorable_text
 from catalog.api.serializers import StrictSerializer
 from catalog.models import Media
 from search import filters
@@ -52,6 +53,10 @@ FILTER_SCHEMA = {
 }
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a filter can hold.")
+
+
 @extend_schema_field(FILTER_SCHEMA)
 class FilterField(serializers.Field):
     """API.md's `filter`: a JSON object, or a JSON string of one (forms, query strings)."""
@@ -59,10 +64,13 @@ class FilterField(serializers.Field):
     def to_internal_value(self, data: Any) -> filters.ProductFilter:
         if isinstance(data, str):
             try:
-                data = json.loads(data)
-            except ValueError:
+                data = json.loads(data, parse_constant=_refuse_constant)
+            except (ValueError, RecursionError):
                 message = "Must be a JSON object (in a form or query string, as JSON)."
                 raise serializers.ValidationError(message) from None
+        where = unstorable_text(data, "filter")  # the JSON parser checks a JSON body; this, a form's or query's
+        if where is not None:
+            raise serializers.ValidationError(f"{where!a}: holds a NUL character or a lone surrogate.")
         try:
             return filters.parse(data)
         except filters.FilterError as exc:
