@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # by the period's first letter, as DRF reads it
 KEY_PREFIX = "ratelimit:api_key:"
+# A cache that is down, or refuses writes (read-only after a failover, out of memory).
+UNAVAILABLE: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, redis.exceptions.RedisError)
 
 # KEYS[1]: the key's window (a sorted set of request ids by time in µs);
 # ARGV: limit, period in µs, this request's id. Returns {1, 0} when admitted,
@@ -76,9 +78,8 @@ class ApiKeyRateThrottle(BaseThrottle):
         limit, period_s = parse_rate(settings.API_RATE_LIMIT)
         try:
             admitted, self.wait_s = admit(key.prefix, limit, period_s)
-        except (*TRANSIENT_ERRORS, redis.exceptions.RedisError) as exc:
-            # The cache is down or refuses writes (read-only after a failover,
-            # out of memory): serve unthrottled rather than refuse everything.
+        except UNAVAILABLE as exc:
+            # Serve unthrottled rather than refuse everything.
             logger.warning("rate limit not checked, the cache is unavailable: %s", exc)
             return True
         return admitted
