@@ -211,14 +211,21 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.05, what: str =
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def queued_batches(broker) -> list[list[int]]:
-    """The media ids of each processing task waiting in the media queue, oldest first."""
+def queued_tasks(broker, queue: str) -> list[tuple[str, list]]:
+    """The task name and arguments of each message waiting in `queue`, oldest first."""
     import base64
     import json
 
-    bodies = [json.loads(base64.b64decode(json.loads(raw)["body"])) for raw in broker.lrange(QUEUE_MEDIA, 0, -1)]
+    messages = [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
     # Redis hands out from the right end: the oldest message is last in the list.
-    return [body[0][0] for body in reversed(bodies)]
+    return [
+        (message["headers"]["task"], json.loads(base64.b64decode(message["body"]))[0]) for message in reversed(messages)
+    ]
+
+
+def queued_batches(broker) -> list[list[int]]:
+    """The media ids of each processing task waiting in the media queue, oldest first."""
+    return [args[0] for _, args in queued_tasks(broker, QUEUE_MEDIA)]
 
 
 def wait_until_settled(media_ids, timeout: float = 90):

@@ -74,11 +74,10 @@ def catalog(tenant, products: int, seed: int) -> dict[int, tuple[dict | None, np
         Embedding(tenant=tenant, media=m, product=m.product, model_name=MODEL, vector=v)
         for m, v in zip(media, vectors, strict=True)
     )
-    fields = {
+    return {
         m.pk: (None if p is None else {"sku": p.sku, "category": p.category, "attributes": p.attributes}, v)
         for m, p, v in zip(media, owners, vectors, strict=True)
     }
-    return fields
 
 
 def keeps(product: dict | None, wanted: dict) -> bool:
@@ -86,12 +85,9 @@ def keeps(product: dict | None, wanted: dict) -> bool:
     if product is None:
         return False
 
-    def one_of(value, allowed) -> bool:
-        return value in (allowed if isinstance(allowed, list) else [allowed])
-
-    if "category" in wanted and not one_of(product["category"], wanted["category"]):
+    if "category" in wanted and product["category"] not in one_of_list(wanted["category"]):
         return False
-    if "sku" in wanted and not one_of(product["sku"], wanted["sku"]):
+    if "sku" in wanted and product["sku"] not in one_of_list(wanted["sku"]):
         return False
     for name, condition in wanted.get("attributes", {}).items():
         value = product["attributes"].get(name)

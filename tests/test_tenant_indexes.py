@@ -251,15 +251,9 @@ def index_oid(name: str) -> int:
 
 def sync_requests(broker) -> list[list]:
     """The arguments of each tenant index sync waiting in the maintenance queue."""
-    import base64
-    import json
+    from tests.conftest import queued_tasks
 
-    messages = [json.loads(raw) for raw in broker.lrange(QUEUE_MAINTENANCE, 0, -1)]
-    return [
-        json.loads(base64.b64decode(message["body"]))[0]
-        for message in messages
-        if message["headers"]["task"] == SYNC_TENANT_INDEXES_TASK
-    ]
+    return [args for task, args in queued_tasks(broker, QUEUE_MAINTENANCE) if task == SYNC_TENANT_INDEXES_TASK]
 
 
 def test_a_large_tenant_without_its_own_index_yet_is_scanned_exactly_and_asks_for_it(tenants, broker, settings):
