@@ -32,6 +32,7 @@ SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
 TRAIN_RECOGNIZER_TASK = "search.train_recognizer"
 PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
 SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
+PRUNE_SEARCH_LOG_TASK = "search.prune_search_log"
 
 
 def send_processing(media_ids: Iterable[int]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.queues import QUEUE_MAINTENANCE, SWEEP_MEDIA_TASK, SYNC_TENANT_INDEXES_TASK
+from config.queues import PRUNE_SEARCH_LOG_TASK, QUEUE_MAINTENANCE, SWEEP_MEDIA_TASK, SYNC_TENANT_INDEXES_TASK
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -248,6 +248,10 @@ SEARCH_PRELOAD = env.bool("SEARCH_PRELOAD", default=False)
 # How often beat checks that each large tenant has its own HNSW index
 # (search/tenant_indexes.py); `manage.py reindex` does it at once.
 SEARCH_INDEX_SYNC_SECONDS = _positive_int("SEARCH_INDEX_SYNC_SECONDS", 600)
+# Searches and their feedback are kept this many days (the console's
+# analytics read them); beat deletes older ones every SEARCH_LOG_PRUNE_SECONDS.
+SEARCH_LOG_DAYS = _positive_int("SEARCH_LOG_DAYS", 90)
+SEARCH_LOG_PRUNE_SECONDS = _positive_int("SEARCH_LOG_PRUNE_SECONDS", 3600)
 # PostgreSQL's maintenance_work_mem while a tenant's index is built: a graph
 # that outgrows it is built on disk, about 4 times slower (a 100,000-vector
 # tenant needs about 300MB). A parallel build takes it from shared memory, so a
@@ -304,6 +308,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": SYNC_TENANT_INDEXES_TASK,
         "schedule": SEARCH_INDEX_SYNC_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_INDEX_SYNC_SECONDS},
+    },
+    "prune-search-log": {
+        "task": PRUNE_SEARCH_LOG_TASK,
+        "schedule": SEARCH_LOG_PRUNE_SECONDS,
+        "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_LOG_PRUNE_SECONDS},
     },
 }
 

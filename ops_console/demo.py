@@ -132,6 +132,11 @@ def sample_searches(tenant: Tenant) -> list[SampleSearch]:
     if video is not None:
         queries.append((f"similar to video media {video.pk}", service.media_vector(video), video.pk))
     return [
-        SampleSearch(title, service.search(tenant, vector, k=5, min_score=0.0, exclude_media_id=exclude))
+        SampleSearch(
+            title,
+            service.search(
+                tenant, vector, service.Options(k=5, min_score=0.0, exclude_media_ids=(exclude,) if exclude else ())
+            ),
+        )
         for title, vector, exclude in queries
     ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,20 @@ class ProductFilter:
 
     def __bool__(self) -> bool:
         return self.categories is not None or self.on_product_only
+
+    def as_json(self) -> dict[str, Any]:
+        """The filter in API.md's form, lists for any-of (the search log keeps it)."""
+        data: dict[str, Any] = {}
+        if self.categories is not None:
+            data["category"] = list(self.categories)
+        if self.skus is not None:
+            data["sku"] = list(self.skus)
+        if self.attributes:
+            data["attributes"] = {
+                name: {op: float(bound) for op, bound in value.bounds} if isinstance(value, Range) else list(value)
+                for name, value in self.attributes
+            }
+        return data
 
 
 def parse(data: Any) -> ProductFilter:
@@ -133,13 +147,28 @@ def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dic
     `on_rows` (every row carries its product's), else through the product."""
     conditions: list[str] = []
     params: dict[str, Any] = {}
+    if product_filter.categories is not None and on_rows:
+        params["f_categories"] = list(product_filter.categories)
+        conditions.append("e.category = ANY(%(f_categories)s) AND e.product_id IS NOT NULL")
+        product_filter = replace(product_filter, categories=None)
+    product, values = product_sql(product_filter)
+    params.update(values)
+    if product:
+        conditions.append(
+            "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s AND "  # noqa: S608 - constants; values are parameters
+            + " AND ".join(product)
+            + ")"
+        )
+    return conditions, params
+
+
+def product_sql(product_filter: ProductFilter) -> tuple[list[str], dict[str, Any]]:
+    """The filter's conditions on the products `p`, and their parameters."""
     product: list[str] = []
+    params: dict[str, Any] = {}
     if product_filter.categories is not None:
         params["f_categories"] = list(product_filter.categories)
-        if on_rows:
-            conditions.append("e.category = ANY(%(f_categories)s) AND e.product_id IS NOT NULL")
-        else:
-            product.append("p.category = ANY(%(f_categories)s)")
+        product.append("p.category = ANY(%(f_categories)s)")
     if product_filter.skus is not None:
         params["f_skus"] = list(product_filter.skus)
         product.append("p.sku = ANY(%(f_skus)s)")
@@ -161,10 +190,4 @@ def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dic
                 params[f"f_attr{number}_{index}"] = json.dumps({name: wanted})
                 alternatives.append(f"p.attributes @> %(f_attr{number}_{index})s::jsonb")
             product.append("(" + " OR ".join(alternatives) + ")")
-    if product:
-        conditions.append(
-            "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s AND "  # noqa: S608 - constants; values are parameters
-            + " AND ".join(product)
-            + ")"
-        )
-    return conditions, params
+    return product, params

@@ -1,12 +1,16 @@
-"""The recognizer's versions and the review list of its suggestions."""
+"""The recognizer's versions and the review list of its suggestions; the
+search log and the shoppers' feedback on its results."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from catalog.models import Media, TenantOwned
+from catalog.models import Media, Product, TenantOwned
 
 
 class RecognizerModelQuerySet(models.QuerySet["RecognizerModel"]):
@@ -104,3 +108,74 @@ class RecognizerSuggestion(TenantOwned):
 
     def __str__(self) -> str:
         return f"suggestions for media #{self.media_id}"
+
+
+class SearchLog(TenantOwned):
+    """One search as a client asked it and what it found: its id is the
+    `search_id` of the response, which feedback names. Kept SEARCH_LOG_DAYS
+    (search/search_log.py prunes it), with its feedback."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        TEXT = "text"
+        SIMILAR = "similar"
+        RECOMMEND = "recommend"
+
+    # Random, not a sequence: a client cannot guess another search's id
+    # (and another tenant's is refused anyway).
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    mode = models.CharField(max_length=10, blank=True, default="", help_text="A text search's mode.")
+    query_text = models.CharField(max_length=1000, blank=True, default="")
+    filters = models.JSONField(default=dict, blank=True)
+    k = models.PositiveSmallIntegerField()
+    offset = models.PositiveSmallIntegerField(default=0)
+    result_count = models.PositiveSmallIntegerField()
+    best_score = models.FloatField(null=True, blank=True)
+    took_ms = models.FloatField()
+    strategy = models.CharField(max_length=30, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="searchlog_tenant_created"),
+            models.Index(fields=["created_at"], name="searchlog_created"),  # pruning
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["image", "text", "similar", "recommend"]), name="searchlog_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} search {self.pk}"
+
+
+class SearchFeedback(TenantOwned):
+    """What a shopper did with a search's results."""
+
+    class Event(models.TextChoices):
+        CLICK = "click"
+        ADD_TO_CART = "add_to_cart"
+        PURCHASE = "purchase"
+
+    search = models.ForeignKey(SearchLog, on_delete=models.CASCADE, related_name="feedback")
+    event = models.CharField(max_length=12, choices=Event.choices)
+    # The log outlives what it names: a deleted item leaves the event behind.
+    media = models.ForeignKey(Media, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "search feedback"
+        indexes = [models.Index(fields=["tenant", "created_at"], name="searchfeedback_tenant_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(event__in=["click", "add_to_cart", "purchase"]), name="searchfeedback_event_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} on search {self.search_id}"

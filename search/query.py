@@ -19,9 +19,14 @@ catalog/vector_engine.py):
 Index scans are iterative (`hnsw.iterative_scan`): a scan whose rows the
 category filter drops goes on until enough pass, up to `hnsw.max_scan_tuples`.
 
-An index scan that returns fewer products than asked for, while more may lie
-within reach of min_score, is followed by an exact scan. Hits are grouped by
-product (its best image or frame); unassigned media are their own entries.
+Pages (`offset`) are slices of one ranking: every page ranks the products from
+the first one, and an index scan reads the same stream of rows whatever the
+page (`strict_order`, with an `ef_search` that does not depend on the offset),
+so a deeper page reads a longer prefix of it. A scan that gives fewer
+products than the page needs reads a longer prefix; one that ran dry while
+more may lie within reach of min_score is followed by an exact scan. Hits are
+grouped by product (its best image or frame); unassigned media are their own
+entries.
 
 The queries run on the database of the search (config/replicas.py): a read
 replica when there is one, else the primary.
@@ -32,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -52,6 +58,15 @@ EXACT_SCAN_MAX_VECTORS = 2_000
 # several images and frames, and grouping needs their neighbours too.
 HITS_PER_PRODUCT = 4
 MAX_K = 100
+# Paging goes this deep: a page is ranked from the first product, so a page
+# at offset 900 ranks 1,000 products (with an own index, about 4,000 rows
+# read from its stream).
+MAX_OFFSET = 900
+MAX_RANKED = 1_000
+# An index scan short of products (they have many rows each) reads a stream
+# prefix this many times longer, up to this many times, before an exact scan.
+REFETCH_GROWTH = 4
+REFETCH_ROUNDS = 2
 # An iterative scan reads at most this many index tuples (or 50 per row
 # wanted, if more) before it gives up: bounded latency for a filter that
 # keeps almost nothing; an exact scan follows when it may have missed.
@@ -73,9 +88,10 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    hits: list[Hit]
+    hits: list[Hit]  # the page: the products ranked offset .. offset + k - 1
     took_ms: float
     strategy: str
+    next_offset: int | None = None  # where the next page starts; None: this is the last one
 
 
 def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
@@ -90,7 +106,7 @@ def _filters(
     tenant_id: int,
     model_name: str,
     product_filter: ProductFilter | None,
-    exclude_media_id: int | None,
+    exclude_media_ids: Sequence[int],
     *,
     on_rows: bool = True,
 ):
@@ -105,9 +121,9 @@ def _filters(
         conditions, values = filters.sql(product_filter, on_rows=on_rows)
         sql += conditions
         params.update(values)
-    if exclude_media_id is not None:
-        sql.append("e.media_id <> %(exclude)s")
-        params["exclude"] = exclude_media_id
+    if exclude_media_ids:
+        sql.append("e.media_id <> ALL(%(exclude)s)")
+        params["exclude"] = list(exclude_media_ids)
     return " AND ".join(sql), params
 
 
@@ -223,15 +239,34 @@ def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, halfvec: b
     database = reading_connection()
     with transaction.atomic(using=database.alias), database.cursor() as cursor:
         max_scan_tuples = max(MAX_SCAN_TUPLES, fetch * MAX_SCAN_TUPLES_PER_ROW)
+        # strict_order: the stream comes in order of distance, so every page
+        # reads a prefix of the same ranking (pages never overlap or skip).
         cursor.execute(  # one round trip
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'strict_order', true),"
             " set_config('hnsw.max_scan_tuples', %s, true)",
             [str(ef_search), str(max_scan_tuples)],
         )
         cursor.execute(sql, {**params, "fetch": fetch})
         rows = cursor.fetchall()
-    # relaxed_order may return rows slightly out of order.
+    # In the index's (halfvec) order; ranked by the float32 distance.
     return sorted(rows, key=lambda row: (row[3], row[0]))
+
+
+def _indexed_products(
+    where: str, params: dict, fetch: int, ranked: int, max_distance: float, ef_search: int, *, halfvec: bool
+) -> tuple[list[tuple], list[Hit]]:
+    """The `ranked` best products through the tenant's own index, and the rows
+    read: a longer prefix of the same stream while its rows group into too
+    few products and more of them lie within reach of min_score."""
+    rows = _indexed(where, params, fetch, ef_search, halfvec=halfvec)
+    hits = _group(rows, ranked, max_distance)
+    for _ in range(REFETCH_ROUNDS):
+        if len(hits) >= ranked or len(rows) < fetch or rows[-1][3] > max_distance:
+            break
+        fetch *= REFETCH_GROWTH
+        rows = _indexed(where, params, fetch, ef_search, halfvec=halfvec)
+        hits = _group(rows, ranked, max_distance)
+    return rows, hits
 
 
 def _group(rows: Sequence[tuple], k: int, max_distance: float) -> list[Hit]:
@@ -277,47 +312,97 @@ def _exact_plan(
     return hits, strategy
 
 
+def next_page(offset: int, k: int, ranked: int) -> int | None:
+    """The offset of the page after [offset, offset + k) of a ranking that
+    holds `ranked` results; None when there is none, or it lies past MAX_OFFSET."""
+    following = offset + k
+    return following if ranked > following and following <= MAX_OFFSET else None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    hits: list[Hit]  # best first, at most the depth asked for
+    strategy: str
+
+
+def rank_products(
+    vector: Sequence[float] | np.ndarray,
+    *,
+    tenant_id: int,
+    model_name: str,
+    depth: int,
+    page_size: int = 10,
+    min_score: float | None = None,
+    relative_cutoff: float | None = None,
+    product_filter: ProductFilter | None = None,
+    exclude_media_ids: Sequence[int] = (),
+    tenant_settings: TenantSettings | None = None,
+) -> Ranking:
+    """The `depth` products (or unassigned media) nearest to a unit query
+    vector, best first, among those `product_filter` keeps, with
+    `tenant_settings`' minimum similarity and ef_search (the defaults when
+    None). `relative_cutoff`: drop those scoring more than that below the
+    best one (catalog.models.SearchCutoff). A deeper ranking starts with a
+    shallower one's products (pages of one ranking), for the same `page_size`
+    (what the index scan's ef_search is sized by)."""
+    tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
+    min_score = tenant_settings.min_similarity if min_score is None else min_score
+    max_distance = 1.0 - min_score
+    product_filter = product_filter or ProductFilter()
+    facts = _lookups(tenant_id, model_name, product_filter.categories)
+    where, params = _filters(tenant_id, model_name, product_filter, exclude_media_ids, on_rows=facts.on_rows)
+    params["query"] = vector_literal(vector)
+    if facts.own_index and product_filter.on_product_only and not facts.few_in_filter:  # few already: fewer still
+        facts = replace(facts, few_in_filter=_few_filtered(where, params))
+
+    fetch = depth * HITS_PER_PRODUCT
+    # The page size's, not the depth's: every page reads the same stream.
+    ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, page_size * HITS_PER_PRODUCT))
+    rows = None  # raw rows of an index scan, when one was used
+    exact = None
+    if not facts.own_index or facts.few_in_filter:
+        exact = _exact_plan(where, params, fetch, depth, max_distance, indexed=facts.own_index, tenant_id=tenant_id)
+    if exact is not None:
+        hits, strategy = exact
+    else:
+        rows, hits = _indexed_products(where, params, fetch, depth, max_distance, ef_search, halfvec=facts.halfvec)
+        strategy = "hnsw-tenant"
+    if _may_have_missed(hits, rows, depth, max_distance):
+        hits, strategy = _exact(where, params, depth, max_distance), "exact-fallback"
+    if relative_cutoff is not None and hits:
+        hits = [hit for hit in hits if hit.score >= hits[0].score - relative_cutoff]
+    return Ranking(hits, strategy)
+
+
 def nearest_products(
     vector: Sequence[float] | np.ndarray,
     *,
     tenant_id: int,
     model_name: str,
     k: int = 10,
-    min_score: float | None = None,
+    offset: int = 0,
     category: str | None = None,
     product_filter: ProductFilter | None = None,
-    exclude_media_id: int | None = None,
-    tenant_settings: TenantSettings | None = None,
+    **options: Any,
 ) -> SearchResult:
-    """The `k` best products (or unassigned media) for a unit query vector
-    among those `product_filter` keeps (`category`: a filter on that one),
-    with `tenant_settings`' minimum similarity and ef_search (the defaults
-    when None)."""
+    """The page of `k` products ranked from `offset` on (rank_products, whose
+    `options` it takes; `category`: a filter on that one)."""
     started = time.perf_counter()
     k = max(1, min(k, MAX_K))
-    tenant_settings = tenant_settings or TenantSettings(tenant_id=tenant_id)
-    min_score = tenant_settings.min_similarity if min_score is None else min_score
-    max_distance = 1.0 - min_score
-    product_filter = product_filter or ProductFilter()
+    offset = max(0, min(offset, MAX_RANKED - k))
     if category:
-        product_filter = replace(product_filter, categories=(category,))
-    facts = _lookups(tenant_id, model_name, product_filter.categories)
-    where, params = _filters(tenant_id, model_name, product_filter, exclude_media_id, on_rows=facts.on_rows)
-    params["query"] = vector_literal(vector)
-    if facts.own_index and product_filter.on_product_only and not facts.few_in_filter:  # few already: fewer still
-        facts = replace(facts, few_in_filter=_few_filtered(where, params))
-
-    fetch = k * HITS_PER_PRODUCT
-    ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, fetch))
-    rows = None  # raw rows of an index scan, when one was used
-    exact = None
-    if not facts.own_index or facts.few_in_filter:
-        exact = _exact_plan(where, params, fetch, k, max_distance, indexed=facts.own_index, tenant_id=tenant_id)
-    if exact is not None:
-        hits, strategy = exact
-    else:
-        rows = _indexed(where, params, fetch, ef_search, halfvec=facts.halfvec)
-        hits, strategy = _group(rows, k, max_distance), "hnsw-tenant"
-    if _may_have_missed(hits, rows, k, max_distance):
-        hits, strategy = _exact(where, params, k, max_distance), "exact-fallback"
-    return SearchResult(hits, (time.perf_counter() - started) * 1000, strategy)
+        product_filter = replace(product_filter or ProductFilter(), categories=(category,))
+    # One more than the page: whether there is a next one.
+    ranking = rank_products(
+        vector,
+        tenant_id=tenant_id,
+        model_name=model_name,
+        depth=offset + k + 1,
+        page_size=k,
+        product_filter=product_filter,
+        **options,
+    )
+    hits = ranking.hits
+    next_offset = next_page(offset, k, len(hits))
+    took_ms = (time.perf_counter() - started) * 1000
+    return SearchResult(hits[offset : offset + k], took_ms, ranking.strategy, next_offset)

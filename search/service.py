@@ -3,28 +3,37 @@ products of the tenant, and what a result shows of each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import IO
 
 import numpy as np
 from django.conf import settings
+from django.db import models
 
 from catalog.models import Media, Product, Tenant, TenantSettings, VideoFrame
 from config.replicas import release_connections, search_read
 from media_pipeline.embedder import current_model_name, get_embedder
 from media_pipeline.images import load_image
 from media_pipeline.probe import probe
-from search import vectors
+from search import keywords, search_log, vectors
+from search.boxes import Box
 from search.filters import ProductFilter
-from search.query import Hit, SearchResult, nearest_products
+from search.keywords import Ranked
+from search.models import SearchLog
+from search.query import MAX_RANKED, Hit, SearchResult, nearest_products, next_page, rank_products
+from search.search_log import Logged
 
 
 @dataclass(frozen=True)
 class ResultEntry:
     product: Product | None
-    score: float
+    score: float | None  # None: a keyword-only match
     media: Media
     frame: VideoFrame | None
+    matched: tuple[str, ...] | None = None  # text searches: which rankings found it
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,40 @@ class SearchResponse:
     took_ms: float
     model: str
     strategy: str
+    next_offset: int | None = None
+    search_id: str | None = None
 
 
-def image_vector(file: IO[bytes], size: int) -> np.ndarray:
-    """A query photo, checked with the search limits, as a unit vector."""
+class TextMode(models.TextChoices):
+    """API.md's `mode` of a text search (search/keywords.py)."""
+
+    HYBRID = "hybrid"
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every search takes besides its query (API.md, Search v2)."""
+
+    k: int = 10
+    offset: int = 0
+    min_score: float | None = None
+    cutoff: str | None = None  # catalog.models.SearchCutoff; None: the tenant's
+    product_filter: ProductFilter | None = None
+    exclude_media_ids: tuple[int, ...] = ()
+
+
+def image_vector(file: IO[bytes], size: int, box: Box | None = None) -> np.ndarray:
+    """A query photo, checked with the search limits, as a unit vector: of
+    the region `box` only, when given (fractions of the upright photo)."""
     probe(file, size, max_bytes=settings.MAX_SEARCH_IMAGE_BYTES, images_only=True)
-    image, _ = load_image(file)
+    # A box is a part of the photo: decoded larger, so that the part keeps
+    # the model's input size.
+    min_side = None if box is None else math.ceil(settings.IMAGE_DRAFT_MIN_SIDE / min(box.width, box.height))
+    image, _ = load_image(file, min_side=min_side)
+    if box is not None:
+        image = box.crop(image)
     release_connections()  # the forward pass waits its turn on the model: others use the connection meanwhile
     return get_embedder().embed_images([image])[0]
 
@@ -53,15 +90,12 @@ def media_vector(media: Media) -> np.ndarray:
     return vectors.media_vector(media, current_model_name())
 
 
-def search(
-    tenant: Tenant,
-    vector: np.ndarray,
-    *,
-    k: int = 10,
-    min_score: float | None = None,
-    product_filter: ProductFilter | None = None,
-    exclude_media_id: int | None = None,
-) -> SearchResponse:
+def recommendation_vector(positive: list[Media], negative: list[Media]) -> np.ndarray:
+    return vectors.recommendation_vector(positive, negative, current_model_name())
+
+
+def search(tenant: Tenant, vector: np.ndarray, options: Options, logged: Logged | None = None) -> SearchResponse:
+    """The page of products nearest to `vector`; logged as `logged` says (None: not)."""
     model_name = current_model_name()
     tenant_settings = TenantSettings.of(tenant)  # from the primary: it may store the defaults
 
@@ -70,28 +104,112 @@ def search(
             vector,
             tenant_id=tenant.pk,
             model_name=model_name,
-            k=k,
-            min_score=min_score,
-            product_filter=product_filter,
-            exclude_media_id=exclude_media_id,
+            k=options.k,
+            offset=options.offset,
+            min_score=options.min_score,
+            relative_cutoff=tenant_settings.cutoff_gap(options.cutoff),
+            product_filter=options.product_filter,
+            exclude_media_ids=options.exclude_media_ids,
             tenant_settings=tenant_settings,
         )
-        return found, _entries(tenant, found.hits)
+        return found, _entries(tenant, [(hit, None) for hit in found.hits])
 
     found, results = search_read(read)
-    return SearchResponse(results, round(found.took_ms, 2), model_name, found.strategy)
+    return _respond(tenant, options, logged, results, found.took_ms, model_name, found.strategy, found.next_offset)
 
 
-def _entries(tenant: Tenant, hits: list[Hit]) -> list[ResultEntry]:
-    media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h in hits])
-    frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h in hits if h.frame_id])
+def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: bool = True) -> SearchResponse:
+    """A text search in `mode` (TextMode): CLIP's ranking, the keywords', or
+    both fused; logged unless `log` is false (the console's playground)."""
+    model_name = current_model_name()
+    tenant_settings = TenantSettings.of(tenant)
+    offset = max(0, min(options.offset, MAX_RANKED - options.k))
+    ranked = offset + options.k + 1  # one more than the page: whether there is a next one
+    vector = text_vector(text) if mode != TextMode.KEYWORD else None
+    started = time.perf_counter()  # took_ms: the search's, as the other searches' (not the forward pass)
+
+    def read() -> tuple[list[Ranked], str]:
+        strategies = []
+        vector_hits: list[Hit] = []
+        if vector is not None:
+            ranking = rank_products(
+                vector,
+                tenant_id=tenant.pk,
+                model_name=model_name,
+                depth=ranked if mode == TextMode.VECTOR else keywords.vector_depth(ranked),
+                page_size=options.k,
+                min_score=options.min_score,
+                relative_cutoff=tenant_settings.cutoff_gap(options.cutoff),
+                product_filter=options.product_filter,
+                tenant_settings=tenant_settings,
+            )
+            vector_hits = ranking.hits
+            strategies.append(ranking.strategy)
+        if mode == TextMode.VECTOR:
+            return keywords.vector_ranked(vector_hits), strategies[0]
+        matches = keywords.rank_keywords(
+            text,
+            tenant_id=tenant.pk,
+            model_name=model_name,
+            depth=ranked if mode == TextMode.KEYWORD else keywords.FUSION_DEPTH,
+            product_filter=options.product_filter,
+        )
+        strategies.append("keyword")
+        return (matches if mode == TextMode.KEYWORD else keywords.fuse(vector_hits, matches)), "+".join(strategies)
+
+    def read_page() -> tuple[tuple[list[Ranked], str], list[ResultEntry]]:
+        ranking, strategy = read()
+        page = ranking[offset : offset + options.k]
+        hits = [(Hit(r.media_id, r.frame_id, r.product_id, r.score if r.score is not None else 0.0), r) for r in page]
+        return (ranking, strategy), _entries(tenant, hits)
+
+    (ranking, strategy), results = search_read(read_page)
+    next_offset = next_page(offset, options.k, len(ranking))
+    took_ms = (time.perf_counter() - started) * 1000
+    logged = Logged(SearchLog.Kind.TEXT, mode=mode, query_text=text) if log else None
+    return _respond(
+        tenant, replace(options, offset=offset), logged, results, took_ms, model_name, strategy, next_offset
+    )
+
+
+def _respond(
+    tenant: Tenant,
+    options: Options,
+    logged: Logged | None,
+    results: list[ResultEntry],
+    took_ms: float,
+    model_name: str,
+    strategy: str,
+    next_offset: int | None,
+) -> SearchResponse:
+    search_id = None
+    if logged is not None:
+        entry = search_log.record(
+            tenant,
+            logged,
+            product_filter=options.product_filter,
+            k=options.k,
+            offset=options.offset,
+            scores=[result.score for result in results],
+            took_ms=took_ms,
+            strategy=strategy,
+        )
+        search_id = str(entry.pk)
+    return SearchResponse(results, round(took_ms, 2), model_name, strategy, next_offset, search_id)
+
+
+def _entries(tenant: Tenant, hits: Sequence[tuple[Hit, Ranked | None]]) -> list[ResultEntry]:
+    """Results for the hits (a text search's with what matched each)."""
+    media = Media.objects.filter(tenant=tenant).select_related("product").in_bulk([h.media_id for h, _ in hits])
+    frames = VideoFrame.objects.filter(tenant=tenant).in_bulk([h.frame_id for h, _ in hits if h.frame_id])
     return [
         ResultEntry(
             product=media[hit.media_id].product,
-            score=round(min(1.0, max(0.0, hit.score)), 6),
+            score=None if ranked is not None and ranked.score is None else round(min(1.0, max(0.0, hit.score)), 6),
             media=media[hit.media_id],
             frame=frames.get(hit.frame_id) if hit.frame_id else None,
+            matched=ranked.matched if ranked is not None else None,
         )
-        for hit in hits
+        for hit, ranked in hits
         if hit.media_id in media  # deleted between the two queries
     ]

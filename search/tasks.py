@@ -1,5 +1,5 @@
-"""Celery tasks of the recognizer and of the tenant indexes: ids in, one
-function call."""
+"""Celery tasks of the recognizer, of the tenant indexes and of the search
+log: ids in, one function call."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from typing import Any
 from celery import shared_task
 
 from catalog.models import Tenant
-from config.queues import PREDICT_UNASSIGNED_TASK, SYNC_TENANT_INDEXES_TASK, TRAIN_RECOGNIZER_TASK
+from config.queues import (
+    PREDICT_UNASSIGNED_TASK,
+    PRUNE_SEARCH_LOG_TASK,
+    SYNC_TENANT_INDEXES_TASK,
+    TRAIN_RECOGNIZER_TASK,
+)
 from config.transient import TRANSIENT_ERRORS
-from search import tenant_indexes
+from search import search_log, tenant_indexes
 from search.recognizer import predictions, versions
 
 logger = logging.getLogger(__name__)
@@ -55,3 +60,11 @@ def sync_tenant_indexes(tenant_id: int | None = None) -> dict[str, Any]:
     tenant (beat), or of one whose search found its index missing."""
     result = tenant_indexes.sync(tenant_id=tenant_id, progress=logger.info)
     return {"created": result.created, "dropped": result.dropped, "kept": result.kept, "skipped": result.skipped}
+
+
+@shared_task(
+    name=PRUNE_SEARCH_LOG_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True
+)
+def prune_search_log() -> int:
+    """Beat: drop the searches older than SEARCH_LOG_DAYS."""
+    return search_log.prune()

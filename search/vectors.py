@@ -37,3 +37,29 @@ def media_vector(media: Media, model_name: str) -> np.ndarray:
     if not len(ids):
         raise Conflict(f"Media {media.pk} has no vectors yet (status '{media.status}'): search once it is ready.")
     return media_vectors(ids, vectors)[1][0]
+
+
+# How far a recommendation moves away from its negative examples: the query is
+# the positives' mean direction plus this much of (positives - negatives), as
+# Qdrant's average-vector recommendation does.
+NEGATIVE_WEIGHT = 1.0
+
+
+def recommendation_vector(positive: list[Media], negative: list[Media], model_name: str) -> np.ndarray:
+    """A unit query near the `positive` media and away from the `negative`
+    ones; Conflict naming an example that has no vectors yet."""
+    examples = positive + negative
+    rows = Embedding.objects.filter(media__in=examples, model_name=model_name).values_list("media_id", "vector")
+    ids, unit = media_vectors(*stored_vectors(rows))
+    by_id = dict(zip(ids.tolist(), unit, strict=True))
+    missing = [m for m in examples if m.pk not in by_id]
+    if missing:
+        first = missing[0]
+        raise Conflict(
+            f"Media {first.pk} has no vectors yet (status '{first.status}'): recommend from it once it is ready."
+        )
+    liked = np.mean([by_id[m.pk] for m in positive], axis=0)
+    query = liked
+    if negative:
+        query = liked + NEGATIVE_WEIGHT * (liked - np.mean([by_id[m.pk] for m in negative], axis=0))
+    return (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)

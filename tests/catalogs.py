@@ -83,3 +83,23 @@ def unassigned(tenant: Tenant, vector: np.ndarray) -> Media:
     media = MediaFactory(tenant=tenant, product=None, status=Media.Status.READY)
     embed(media, [vector])
     return media
+
+
+def bulk_catalog(
+    tenant: Tenant, vectors: np.ndarray, model_name: str = MODEL_NAME, titles: list[str] | None = None
+) -> list[Media]:
+    """One product with one ready image per vector, written in bulk (a
+    thousand in about a second): the image's vector is the row's."""
+    products = Product.objects.bulk_create(
+        ProductFactory.build(tenant=tenant, sku=f"{tenant.slug}-{n}", title=titles[n] if titles else f"Item {n}")
+        for n in range(len(vectors))
+    )
+    media = Media.objects.bulk_create(
+        MediaFactory.build(tenant=tenant, product=product, storage_key=f"bulk/{tenant.slug}/{n}", sha256="")
+        for n, product in enumerate(products)
+    )
+    Embedding.objects.bulk_create(
+        Embedding(tenant=tenant, media=m, product=m.product, model_name=model_name, vector=v)
+        for m, v in zip(media, vectors, strict=True)
+    )
+    return media

@@ -17,7 +17,7 @@ from catalog.models import (
 )
 from catalog.tenants import create_tenant
 from media_pipeline.models import RejectedS3Event
-from search.models import RecognizerModel, RecognizerSuggestion
+from search.models import RecognizerModel, RecognizerSuggestion, SearchFeedback, SearchLog
 
 
 class TenantFactory(DjangoModelFactory):
@@ -183,3 +183,25 @@ class RecognizerSuggestionFactory(DjangoModelFactory):
     def candidates(self) -> list[dict]:
         product = ProductFactory(tenant=self.tenant)
         return [{"product": product.pk, "sku": product.sku, "title": product.title, "confidence": self.top_confidence}]
+
+
+class SearchLogFactory(DjangoModelFactory):
+    class Meta:
+        model = SearchLog
+
+    tenant = factory.SubFactory(TenantFactory)
+    kind = SearchLog.Kind.TEXT
+    query_text = "red shoe"
+    k = 10
+    result_count = 3
+    best_score = 0.3
+    took_ms = 2.5
+
+
+class SearchFeedbackFactory(DjangoModelFactory):
+    class Meta:
+        model = SearchFeedback
+
+    search = factory.SubFactory(SearchLogFactory)
+    tenant = factory.SelfAttribute("search.tenant")
+    event = SearchFeedback.Event.CLICK

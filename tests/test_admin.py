@@ -97,6 +97,8 @@ def test_thresholds_form_refuses_out_of_range_values(staff, tenant):
             "auto_assign_confidence": 0.9,
             "stuck_after_minutes": 30,
             "hnsw_ef_search": 5,
+            "search_cutoff": "none",
+            "relative_cutoff": 0.1,
         },
     )
     assert response.status_code == 200  # the form again, with errors
@@ -136,13 +138,19 @@ def test_threshold_changes_are_recorded_with_who_and_what(staff, tenant):
         "auto_assign_confidence": 0.9,
         "stuck_after_minutes": 15,
         "hnsw_ef_search": 100,
+        "search_cutoff": "relative",
+        "relative_cutoff": 0.1,
         "changes-TOTAL_FORMS": 0,
         "changes-INITIAL_FORMS": 0,
     }
     response = staff.post(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/", form)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     changes = {c.field: (c.old_value, c.new_value, c.changed_by.username) for c in TenantSettingsChange.objects.all()}
-    assert changes == {"min_similarity": ("0.2", "0.35", "ops"), "stuck_after_minutes": ("30", "15", "ops")}
+    assert changes == {
+        "min_similarity": ("0.2", "0.35", "ops"),
+        "stuck_after_minutes": ("30", "15", "ops"),
+        "search_cutoff": ("none", "relative", "ops"),
+    }
     thresholds.refresh_from_db()
     assert thresholds.min_similarity == 0.35 and thresholds.updated_by.username == "ops"
     page = staff.get(f"/admin/catalog/tenantsettings/{thresholds.pk}/change/").content.decode()

@@ -158,7 +158,7 @@ def test_vectors_from_before_the_category_column_are_filtered_through_the_produc
 def test_exclude_media(tenant, q):
     first = add(tenant, near(q, 0.1, 1))
     second = add(tenant, near(q, 0.2, 2))
-    assert [h.media_id for h in search(tenant, q, exclude_media_id=first.media_id).hits] == [second.media_id]
+    assert [h.media_id for h in search(tenant, q, exclude_media_ids=[first.media_id]).hits] == [second.media_id]
 
 
 def test_only_vectors_of_the_current_model(tenant, q):

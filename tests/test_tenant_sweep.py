@@ -28,6 +28,7 @@ from tests.factories import (
     ProductFactory,
     RecognizerModelFactory,
     RecognizerSuggestionFactory,
+    SearchFeedbackFactory,
     TenantSettingsFactory,
     VideoFrameFactory,
 )
@@ -66,7 +67,16 @@ def build_catalog(tenant: Tenant, vector: np.ndarray, model_name: str) -> dict:
     candidate = {"product": shared.pk, "sku": shared.sku, "title": shared.title, "confidence": 0.5}
     RecognizerSuggestionFactory(media=loose, recognizer=recognizer, candidates=[candidate])
     key = ApiKeyFactory(tenant=tenant, scope=ApiKey.Scope.WRITE)
-    return {"ready": ready, "video": video, "failed": failed, "stuck": stuck, "loose": loose, "key": key}
+    search = SearchFeedbackFactory(search__tenant=tenant, media=ready, product=shared).search
+    return {
+        "ready": ready,
+        "video": video,
+        "failed": failed,
+        "stuck": stuck,
+        "loose": loose,
+        "key": key,
+        "search": search,
+    }
 
 
 @pytest.fixture
@@ -121,6 +131,8 @@ ROUTES = {
         ("get", "/api/v1/search/similar/{ready}"),
         ("get", "/api/v1/search/similar/{video}"),
     ],
+    "api/v1/search/recommend": [("post", "/api/v1/search/recommend")],
+    "api/v1/search/feedback": [("post", "/api/v1/search/feedback")],
 }
 
 
@@ -154,6 +166,10 @@ def body_for(path: str, theirs: dict):
         return {"query": "red running shoe", "k": 50, "min_score": 0}, "json"
     if path == "/api/v1/products/":
         return {"sku": "GLOBEX-ONLY", "title": "mine now"}, "json"
+    if path == "/api/v1/search/recommend":
+        return {"positive": [theirs["ready"].pk], "negative": [theirs["video"].pk], "min_score": 0}, "json"
+    if path == "/api/v1/search/feedback":
+        return {"search_id": str(theirs["search"].pk), "event": "click", "media_id": theirs["ready"].pk}, "json"
     return {"title": "hijacked", "sku": "GLOBEX-ONLY"}, "json"
 
 

@@ -44,7 +44,10 @@ def data(tenant, settings, tiny_model):
 def form(thresholds: TenantSettings, **values) -> dict:
     fields = ["min_similarity", "near_duplicate_similarity", "auto_assign_confidence", "stuck_after_minutes"]
     return {
-        **{field: getattr(thresholds, field) for field in [*fields, "hnsw_ef_search"]},
+        **{
+            field: getattr(thresholds, field)
+            for field in [*fields, "hnsw_ef_search", "search_cutoff", "relative_cutoff"]
+        },
         **values,
     }
 

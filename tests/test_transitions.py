@@ -46,7 +46,7 @@ def ready_item(tenant, kind: str) -> Media:
 
 
 def found_by(tenant, vector) -> set[int]:
-    return {entry.media.pk for entry in service.search(tenant, vector, k=50, min_score=0.0).results}
+    return {entry.media.pk for entry in service.search(tenant, vector, service.Options(k=50, min_score=0.0)).results}
 
 
 SECOND_RUN = "second-run"

@@ -148,6 +148,18 @@ def _unit_interval() -> list:
     return [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
+class SearchCutoff(models.TextChoices):
+    """API.md's `cutoff`: which results a search keeps besides those at or
+    above the minimum similarity. `relative` also drops every result scoring
+    more than the tenant's `relative_cutoff` below the best result of the
+    ranking (the first page's first one, on every page): a shopper sees the
+    close matches and not the long tail a fixed threshold lets through when
+    the best result itself scores low."""
+
+    NONE = "none"
+    RELATIVE = "relative"
+
+
 class TenantSettings(models.Model):
     """A tenant's knobs, which operators tune in the admin (every change is
     recorded as a TenantSettingsChange). One row per tenant, created with it."""
@@ -176,6 +188,17 @@ class TenantSettings(models.Model):
         validators=[MinValueValidator(HNSW_EF_SEARCH_RANGE[0]), MaxValueValidator(HNSW_EF_SEARCH_RANGE[1])],
         help_text="pgvector hnsw.ef_search for this tenant's queries: higher is more accurate and slower.",
     )
+    search_cutoff = models.CharField(
+        max_length=10,
+        choices=SearchCutoff.choices,
+        default=SearchCutoff.NONE,
+        help_text="The cutoff of searches that name none: relative also drops results far below the best one.",
+    )
+    relative_cutoff = models.FloatField(
+        default=0.1,
+        validators=_unit_interval(),
+        help_text="With the relative cutoff, results scoring more than this below the best one are dropped.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -189,6 +212,8 @@ class TenantSettings(models.Model):
         "auto_assign_confidence",
         "stuck_after_minutes",
         "hnsw_ef_search",
+        "search_cutoff",
+        "relative_cutoff",
     )
 
     class Meta:
@@ -202,6 +227,10 @@ class TenantSettings(models.Model):
                 name="tenant_settings_similarities_in_unit_interval",
             ),
             models.CheckConstraint(
+                condition=Q(relative_cutoff__gte=0, relative_cutoff__lte=1) & Q(search_cutoff__in=["none", "relative"]),
+                name="tenant_settings_cutoff_valid",
+            ),
+            models.CheckConstraint(
                 condition=Q(hnsw_ef_search__gte=HNSW_EF_SEARCH_RANGE[0], hnsw_ef_search__lte=HNSW_EF_SEARCH_RANGE[1]),
                 name="tenant_settings_ef_search_in_range",
             ),
@@ -212,6 +241,11 @@ class TenantSettings(models.Model):
 
     def __str__(self) -> str:
         return f"settings of {self.tenant.slug}"
+
+    def cutoff_gap(self, cutoff: str | None = None) -> float | None:
+        """How far below the best result a search with `cutoff` (None: this
+        tenant's default) keeps results; None: no relative cutoff."""
+        return self.relative_cutoff if (cutoff or self.search_cutoff) == SearchCutoff.RELATIVE else None
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantSettings:

@@ -10,9 +10,16 @@ from rest_framework import serializers
 from catalog import formats
 from catalog.api.parsers import unstorable_text
 from catalog.api.serializers import StrictSerializer
-from catalog.models import Media
+from catalog.models import Media, SearchCutoff
 from search import filters
-from search.query import MAX_K
+from search.boxes import Box
+from search.models import SearchFeedback
+from search.query import MAX_K, MAX_OFFSET, MAX_RANKED
+from search.service import Options, TextMode
+
+# A recommendation's examples: enough to describe a taste, few enough to
+# average in one query.
+MAX_EXAMPLES = 20
 
 _SCALAR = {"oneOf": [{"type": "string", "maxLength": filters.MAX_TEXT}, {"type": "number"}, {"type": "boolean"}]}
 
@@ -82,6 +89,12 @@ class FilterField(serializers.Field):
 
 class SearchOptions(StrictSerializer):
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_OFFSET,
+        default=0,
+        help_text=f"Skip that many results of the same ranking (offset + k <= {MAX_RANKED}).",
+    )
     min_score = serializers.FloatField(
         min_value=0.0,
         max_value=1.0,
@@ -93,6 +106,12 @@ class SearchOptions(StrictSerializer):
         required=False, allow_blank=True, max_length=100, help_text="Only this category (v1; `filter` says more)."
     )
     filter = FilterField(required=False, allow_null=True)
+    cutoff = serializers.ChoiceField(
+        choices=SearchCutoff.choices,
+        required=False,
+        help_text="relative: also drop results scoring more than the tenant's relative cutoff below the best one "
+        "(default: the tenant's setting).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         """`filter` as the search takes it: with `category`, if given, as its category."""
@@ -102,7 +121,20 @@ class SearchOptions(StrictSerializer):
                 raise serializers.ValidationError({"category": ["Give the category in `filter` or here, not both."]})
             product_filter = dataclasses.replace(product_filter, categories=(attrs["category"],))
         attrs["filter"] = product_filter
+        if attrs["offset"] + attrs["k"] > MAX_RANKED:
+            raise serializers.ValidationError({"offset": [f"offset + k must be at most {MAX_RANKED}."]})
         return attrs
+
+    @staticmethod
+    def options(attrs: dict, exclude_media_ids: tuple[int, ...] = ()) -> Options:
+        return Options(
+            k=attrs["k"],
+            offset=attrs["offset"],
+            min_score=attrs.get("min_score"),
+            cutoff=attrs.get("cutoff"),
+            product_filter=attrs["filter"],
+            exclude_media_ids=exclude_media_ids,
+        )
 
 
 class ImageSearchRequest(SearchOptions):
@@ -111,10 +143,47 @@ class ImageSearchRequest(SearchOptions):
     file = serializers.FileField(
         help_text=f"A photo: {formats.describe(Media.Kind.IMAGE)}, at most {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
     )
+    box = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text='"x,y,w,h": the region to search, as fractions of the photo\'s width and height (after EXIF '
+        "orientation).",
+    )
+
+    def validate_box(self, value: str) -> Box:
+        try:
+            return Box.parse(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class TextSearchRequest(SearchOptions):
     query = serializers.CharField(max_length=1000, trim_whitespace=True)
+    mode = serializers.ChoiceField(
+        choices=TextMode.choices,
+        default=TextMode.HYBRID,
+        help_text="hybrid: keywords and CLIP fused; vector: CLIP only (v1); keyword: full-text only.",
+    )
+
+
+class RecommendRequest(SearchOptions):
+    positive = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_EXAMPLES, help_text="Media ids."
+    )
+    negative = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
+        max_length=MAX_EXAMPLES,
+        help_text="Media ids to move away from.",
+    )
+
+
+class FeedbackRequest(StrictSerializer):
+    search_id = serializers.CharField(max_length=100)
+    event = serializers.ChoiceField(choices=SearchFeedback.Event.choices)
+    media_id = serializers.IntegerField(min_value=1, required=False)
+    product = serializers.CharField(max_length=64, required=False, help_text="The product's sku.")
 
 
 class ResultProductSerializer(serializers.Serializer):
@@ -138,13 +207,26 @@ class ResultFrameSerializer(serializers.Serializer):
 
 class ResultSerializer(serializers.Serializer):
     product = ResultProductSerializer(allow_null=True)
-    score = serializers.FloatField()
+    score = serializers.FloatField(allow_null=True, help_text="Cosine similarity; null for a keyword-only match.")
     media_id = serializers.IntegerField(source="media.pk")
     kind = serializers.CharField(source="media.kind")
     frame = ResultFrameSerializer(allow_null=True)
+    matched = serializers.ListField(
+        child=serializers.ChoiceField(choices=["vector", "keyword"]),
+        required=False,
+        help_text="Text searches: which rankings found it.",
+    )
+
+    def to_representation(self, instance: Any) -> dict:
+        data = super().to_representation(instance)
+        if instance.matched is None:
+            data.pop("matched")
+        return data
 
 
 class SearchResponseSerializer(serializers.Serializer):
     results = ResultSerializer(many=True)
+    next_offset = serializers.IntegerField(allow_null=True, help_text="The next page's offset; null: none.")
+    search_id = serializers.CharField(help_text="Name it in feedback on these results.")
     took_ms = serializers.FloatField()
     model = serializers.CharField()

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import uuid
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,24 +13,25 @@ from rest_framework.response import Response
 from catalog.api.limits import QUERY_IMAGE, limit_body
 from catalog.api.parsers import JSONParser
 from catalog.api.tenancy import TenantAPIView
-from catalog.models import ApiKey, Media
-from search import service
-from search.api.serializers import ImageSearchRequest, SearchOptions, SearchResponseSerializer, TextSearchRequest
+from catalog.models import ApiKey, Media, Product
+from search import search_log, service
+from search.api.serializers import (
+    FeedbackRequest,
+    ImageSearchRequest,
+    RecommendRequest,
+    SearchOptions,
+    SearchResponseSerializer,
+    TextSearchRequest,
+)
+from search.models import SearchLog
+from search.search_log import Logged
 
 
 class SearchView(TenantAPIView):
     model = Media
     required_scope = ApiKey.Scope.READ  # a search is a POST that only reads
 
-    def respond(self, request: Request, vector, options: dict, exclude_media_id: int | None = None) -> Response:
-        found = service.search(
-            self.tenant,
-            vector,
-            k=options["k"],
-            min_score=options.get("min_score"),
-            product_filter=options["filter"],
-            exclude_media_id=exclude_media_id,
-        )
+    def respond(self, request: Request, found: service.SearchResponse) -> Response:
         return Response(SearchResponseSerializer(found, context={"request": request}).data)
 
 
@@ -39,8 +44,12 @@ class ImageSearchView(SearchView):
         params = ImageSearchRequest(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
-        vector = service.image_vector(upload, upload.size)
-        return self.respond(request, vector, params.validated_data)
+        try:
+            vector = service.image_vector(upload, upload.size, params.validated_data.get("box"))
+        except ValueError as exc:  # a box too small for this photo
+            raise serializers.ValidationError({"box": [str(exc)]}) from None
+        options = SearchOptions.options(params.validated_data)
+        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.IMAGE)))
 
 
 class TextSearchView(SearchView):
@@ -50,15 +59,18 @@ class TextSearchView(SearchView):
     def post(self, request: Request) -> Response:
         params = TextSearchRequest(data=request.data)
         params.is_valid(raise_exception=True)
-        vector = service.text_vector(params.validated_data["query"])
-        return self.respond(request, vector, params.validated_data)
+        data = params.validated_data
+        found = service.text_search(self.tenant, data["query"], data["mode"], SearchOptions.options(data))
+        return self.respond(request, found)
 
 
 class SimilarSearchView(SearchView):
     @extend_schema(
         parameters=[
             OpenApiParameter("k", int, description="1..100, default 10"),
+            OpenApiParameter("offset", int, description="0..900, default 0; offset + k <= 1000"),
             OpenApiParameter("min_score", float),
+            OpenApiParameter("cutoff", str, enum=["none", "relative"]),
             OpenApiParameter("category", str),
             OpenApiParameter("filter", str, description="`filter` as URL-encoded JSON (API.md, Search v2)."),
         ],
@@ -69,4 +81,58 @@ class SimilarSearchView(SearchView):
         params.is_valid(raise_exception=True)
         media = get_object_or_404(self.get_queryset(), pk=media_id)
         vector = service.media_vector(media)
-        return self.respond(request, vector, params.validated_data, exclude_media_id=media.pk)
+        options = SearchOptions.options(params.validated_data, exclude_media_ids=(media.pk,))
+        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.SIMILAR)))
+
+
+class RecommendView(SearchView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=RecommendRequest, responses=SearchResponseSerializer)
+    def post(self, request: Request) -> Response:
+        params = RecommendRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        ids = list(dict.fromkeys(data["positive"] + data["negative"]))
+        found = self.get_queryset().in_bulk(ids)
+        missing = [media_id for media_id in ids if media_id not in found]
+        if missing:
+            raise NotFound(f"No media {missing[0]}.")
+        positive = [found[media_id] for media_id in dict.fromkeys(data["positive"])]
+        negative = [found[media_id] for media_id in dict.fromkeys(data["negative"])]
+        vector = service.recommendation_vector(positive, negative)
+        # Not an example, nor another picture of an example's product.
+        products = {m.product_id for m in found.values() if m.product_id is not None}
+        siblings = self.get_queryset().filter(product_id__in=products).values_list("pk", flat=True)
+        options = SearchOptions.options(data, exclude_media_ids=tuple(set(ids) | set(siblings)))
+        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.RECOMMEND)))
+
+
+class FeedbackView(TenantAPIView):
+    model = SearchLog
+    required_scope = ApiKey.Scope.READ  # sent by the same storefront that searches
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(request=FeedbackRequest, responses={202: None})
+    def post(self, request: Request) -> Response:
+        params = FeedbackRequest(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        try:
+            search_id = uuid.UUID(data["search_id"])
+        except ValueError:
+            raise NotFound("No such search.") from None
+        search = self.get_queryset().filter(pk=search_id).first()
+        if search is None:
+            raise NotFound("No such search.")
+        media = product = None
+        if "media_id" in data:
+            media = Media.objects.filter(tenant=self.tenant, pk=data["media_id"]).first()
+            if media is None:
+                raise NotFound(f"No media {data['media_id']}.")
+        if "product" in data:
+            product = Product.objects.filter(tenant=self.tenant, sku=data["product"]).first()
+            if product is None:
+                raise NotFound(f"No product {data['product']!r}.")
+        search_log.record_feedback(search, data["event"], media=media, product=product)
+        return Response(status=status.HTTP_202_ACCEPTED)
