@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
-from django.http import Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -19,7 +20,44 @@ class OpsAdminSite(AdminSite):
     index_template = "admin/ops_index.html"
 
     def get_urls(self):
-        return [path("ops/", self.admin_view(self.dashboard_view), name="ops-dashboard"), *super().get_urls()]
+        return [
+            path("ops/", self.admin_view(self.dashboard_view), name="ops-dashboard"),
+            path("ops/playground/", self.admin_view(self.playground_view), name="ops-playground"),
+            path("ops/picture/<int:media_id>/", self.admin_view(self.picture_view), name="ops-picture"),
+            *super().get_urls(),
+        ]
+
+    def playground_view(self, request: HttpRequest) -> TemplateResponse:
+        from catalog.errors import DomainError
+        from ops_console.playground import PlaygroundForm, run, search_failure
+
+        outcome = None
+        if request.method == "POST":
+            form = PlaygroundForm(request.POST, request.FILES)
+            if form.is_valid():
+                try:
+                    outcome = run(form.cleaned_data)
+                except (DomainError, ValueError) as exc:  # a photo it cannot search, a box too small for it
+                    form.add_error("photo", search_failure(exc))
+        else:
+            form = PlaygroundForm(initial={"tenant": request.GET.get("tenant")})
+        context = {**self.each_context(request), "title": "Search playground", "form": form, "outcome": outcome}
+        return TemplateResponse(request, "admin/search_playground.html", context)
+
+    def picture_view(self, request: HttpRequest, media_id: int) -> HttpResponseBase:
+        """A result's picture for the console: the storage's own URL where it
+        has one (S3, signed), else the file itself."""
+        from django.core.files.storage import default_storage
+
+        from ops_console.playground import picture_key
+
+        key = picture_key(media_id, request.GET.get("frame"))
+        if key is None or not default_storage.exists(key):
+            raise Http404("No picture.")
+        url = default_storage.url(key)
+        if url.startswith(("http://", "https://")):
+            return HttpResponseRedirect(url)
+        return FileResponse(default_storage.open(key, "rb"))
 
     def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
         from catalog.models import Tenant

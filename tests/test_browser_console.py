@@ -209,3 +209,44 @@ def test_retrain_activate_and_accept_a_suggestion(page, tenant, worker, settings
     expect(page.locator(".messagelist")).to_contain_text(f"is now {sku}")
     item.refresh_from_db()
     assert item.product.sku == sku
+
+
+def test_search_playground_shows_pictures_and_searches_a_region(page, tenant, clip, tmp_path):
+    from playwright.sync_api import expect
+
+    from tests.test_playground import photo_catalog
+
+    photo_catalog(tenant, clip)
+    page.goto("/admin/")
+    page.get_by_role("link", name="Search playground").click()
+    page.select_option("#id_tenant", tenant.slug)
+    page.fill("#id_query", "red sneaker")
+    page.click("#pg-search")
+    pictures = page.locator("#pg-results img")
+    expect(pictures.first).to_be_visible()
+    assert pictures.count() == 6
+    wait_for(
+        lambda: page.evaluate(
+            "[...document.querySelectorAll('#pg-results img')].every(i => i.complete && i.naturalWidth > 0)"
+        ),
+        timeout=15,
+        what="the results' pictures to load",
+    )
+    expect(page.locator("#pg-plan")).to_contain_text("plan")
+
+    # A photo, and a region of it dragged on its preview.
+    query = tmp_path / "query.jpg"
+    query.write_bytes(jpeg_bytes(200, 150, seed=3))
+    page.fill("#id_query", "")
+    page.set_input_files("#id_photo", str(query))
+    image = page.locator("#pg-image")
+    expect(image).to_be_visible()
+    box = image.bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    assert page.input_value("#id_box").count(",") == 3
+    page.click("#pg-search")
+    expect(page.locator("#pg-results img").first).to_be_visible()
+    assert page.locator("#pg-results .pg-result").count() == 6
