@@ -30,6 +30,7 @@ SCRIPTS = [
     ("vector_search.py", [], ["--quick"]),
     ("vector_scale.py", [], ["--quick"]),
     ("vector_plans.py", [], ["--quick"]),
+    ("search_v2.py", [], ["--quick"]),
     ("api.py", [], ["--requests", "30", "--seconds", "5", "--rounds", "1"]),
 ]
 SECTIONS = [
@@ -41,6 +42,7 @@ SECTIONS = [
     Section("6. Vector plans side by side", ("vector_plans",)),
     Section("7. Search API, end to end", ("api",)),
     Section("8. Memory", ("memory",)),
+    Section("9. Search v2: the search log, text modes, deep pages", ("search_v2",)),
 ]
 
 

@@ -360,6 +360,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SECURITY": [{"ApiKey": []}],
+    # Request bodies as their own components: what a client sends, apart from what it reads back.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "search.api.openapi.document_errors"],
 }
 
 # --- security -------------------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 
-from catalog.errors import DomainError
 from catalog.models import SearchCutoff, Tenant, TenantSettings
 from search import filters, service
 from search.boxes import Box
@@ -94,7 +93,7 @@ def picture_url(entry: ResultEntry) -> str:
 def run(data: dict[str, Any]) -> Outcome:
     """The search the form describes (cleaned), every result down to score 0,
     each marked with what the tenant's thresholds would do to it. Raises
-    DomainError or ValueError for a photo it cannot search."""
+    DomainError for a photo it cannot search."""
     tenant: Tenant = data["tenant"]
     tenant_settings = TenantSettings.of(tenant)
     gap = tenant_settings.cutoff_gap(data["cutoff"] or None)
@@ -131,7 +130,3 @@ def picture_key(media_id: int, frame_id: str | None) -> str | None:
         return frame.thumbnail_key if frame is not None and frame.thumbnail_key else None
     media = Media.objects.filter(pk=media_id, kind=Media.Kind.IMAGE).first()
     return media.storage_key if media is not None else None
-
-
-def search_failure(exc: Exception) -> str:
-    return exc.message if isinstance(exc, DomainError) else str(exc)

@@ -29,7 +29,7 @@ class OpsAdminSite(AdminSite):
 
     def playground_view(self, request: HttpRequest) -> TemplateResponse:
         from catalog.errors import DomainError
-        from ops_console.playground import PlaygroundForm, run, search_failure
+        from ops_console.playground import PlaygroundForm, run
 
         outcome = None
         if request.method == "POST":
@@ -37,8 +37,8 @@ class OpsAdminSite(AdminSite):
             if form.is_valid():
                 try:
                     outcome = run(form.cleaned_data)
-                except (DomainError, ValueError) as exc:  # a photo it cannot search, a box too small for it
-                    form.add_error("photo", search_failure(exc))
+                except DomainError as exc:  # a photo it cannot search
+                    form.add_error("photo", exc.message)
         else:
             form = PlaygroundForm(initial={"tenant": request.GET.get("tenant")})
         context = {**self.each_context(request), "title": "Search playground", "form": form, "outcome": outcome}

@@ -5,9 +5,9 @@ Keywords are matched by PostgreSQL full-text search over each product's
 `search_document` (catalog migration 0014: title, sku, category and
 attribute values, accents folded, the `english` configuration), through its
 GIN index. A product matches when it holds any of the query's words; matches
-rank in tiers: the product whose sku is the query first, then those with
-every word in the title, then every word anywhere, then the rest, each tier
-by `ts_rank_cd` (title words weigh most). Each product
+rank in tiers: the product whose sku is the query (as typed, or in upper
+case) first, then those with every word in the title, then every word
+anywhere, then the rest, each tier by `ts_rank_cd` (title words weigh most). Each product
 is shown by one of its media: its first image, else its first video frame;
 a product without vectors is not a result.
 
@@ -67,31 +67,61 @@ def rank_keywords(
     conditions, params = filters.product_sql(product_filter or ProductFilter())
     where = "".join(f" AND {condition}" for condition in conditions)
     # websearch_to_tsquery reads "or" between words as OR: any word matches.
+    # The tiers holding every word are ranked first; those holding only some
+    # are ranked only when the first fall short of `depth` (for a common
+    # word, ranking every product holding any of the words costs the most).
+    # Each product's media is looked up for the ranked ones only.
+    params.update(text=text.strip(), every=text, any=" or ".join(words), tenant=tenant_id, model=model_name)
+    rows = _ranked(_EVERY_WORD, where, {**params, "depth": depth})
+    if len(rows) < depth:
+        rows += _ranked(_SOME_WORDS, where, {**params, "depth": depth - len(rows)})
+    return [Ranked(media_id, frame_id, product_id, None, (MATCHED_KEYWORD,)) for media_id, frame_id, product_id in rows]
+
+
+# The tiers: (the tier of a row, its weight within the tier, which products).
+_EVERY_WORD = (
+    "CASE WHEN p.sku IN (%(text)s, upper(%(text)s)) THEN 0"
+    " WHEN ts_filter(p.search_document, '{a}') @@ q.every THEN 1 ELSE 2 END",
+    "ts_rank_cd(p.search_document, q.every)",
+    "(p.search_document @@ q.every OR p.sku IN (%(text)s, upper(%(text)s)))",
+)
+_SOME_WORDS = (
+    "3",
+    "ts_rank_cd(p.search_document, q.any)",
+    "p.search_document @@ q.any AND NOT p.search_document @@ q.every AND p.sku NOT IN (%(text)s, upper(%(text)s))",
+)
+
+
+def _ranked(tier: tuple[str, str, str], where: str, params: dict) -> list[tuple]:
+    """(media id, frame id, product id) of the `depth` best products of one
+    tier, each shown by its first image (else its first video frame)."""
+    level, weight, matches = tier
     sql = f"""
-        WITH q AS (
+        WITH q AS MATERIALIZED (
             SELECT plainto_tsquery('english', stockmind_fold(%(every)s)) AS every,
                    websearch_to_tsquery('english', stockmind_fold(%(any)s)) AS any
+        ), ranked AS (
+            SELECT p.id, {level} AS level, {weight} AS weight
+            FROM catalog_product p CROSS JOIN q
+            WHERE p.tenant_id = %(tenant)s AND {matches}{where} AND EXISTS (
+                SELECT 1 FROM {EMBEDDING_TABLE} e
+                WHERE e.tenant_id = %(tenant)s AND e.product_id = p.id AND e.model_name = %(model)s
+            )
+            ORDER BY 2, 3 DESC, p.id
+            LIMIT %(depth)s
         )
-        SELECT shown.media_id, shown.frame_id, p.id
-        FROM catalog_product p CROSS JOIN q
-        CROSS JOIN LATERAL (
+        SELECT shown.media_id, shown.frame_id, ranked.id
+        FROM ranked CROSS JOIN LATERAL (
             SELECT e.media_id, e.frame_id FROM {EMBEDDING_TABLE} e
-            WHERE e.tenant_id = %(tenant)s AND e.product_id = p.id AND e.model_name = %(model)s
+            WHERE e.tenant_id = %(tenant)s AND e.product_id = ranked.id AND e.model_name = %(model)s
             ORDER BY e.frame_id IS NOT NULL, e.media_id, e.frame_id
             LIMIT 1
         ) shown
-        WHERE p.tenant_id = %(tenant)s AND p.search_document @@ q.any{where}
-        ORDER BY lower(p.sku) = lower(%(text)s) DESC, ts_filter(p.search_document, '{{a}}') @@ q.every DESC,
-                 p.search_document @@ q.every DESC, ts_rank_cd(p.search_document, q.any) DESC, p.id
-        LIMIT %(depth)s
-    """  # noqa: S608 - `where` is built from constants; values are parameters
-    params.update(
-        text=text.strip(), every=text, any=" or ".join(words), tenant=tenant_id, model=model_name, depth=depth
-    )
+        ORDER BY ranked.level, ranked.weight DESC, ranked.id
+    """  # noqa: S608 - the tiers and `where` are constants; values are parameters
     with reading_connection().cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [Ranked(media_id, frame_id, product_id, None, (MATCHED_KEYWORD,)) for media_id, frame_id, product_id in rows]
+        return cursor.fetchall()
 
 
 def vector_ranked(hits: Sequence[Hit]) -> list[Ranked]:

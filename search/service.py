@@ -182,19 +182,20 @@ def _respond(
     strategy: str,
     next_offset: int | None,
 ) -> SearchResponse:
-    search_id = None
+    search_id: str | None = None
     if logged is not None:
-        entry = search_log.record(
-            tenant,
-            logged,
-            product_filter=options.product_filter,
-            k=options.k,
-            offset=options.offset,
-            scores=[result.score for result in results],
-            took_ms=took_ms,
-            strategy=strategy,
+        search_id = str(
+            search_log.record(
+                tenant,
+                logged,
+                product_filter=options.product_filter,
+                k=options.k,
+                offset=options.offset,
+                scores=[result.score for result in results],
+                took_ms=took_ms,
+                strategy=strategy,
+            )
         )
-        search_id = str(entry.pk)
     return SearchResponse(results, round(took_ms, 2), model_name, strategy, next_offset, search_id)
 
 

@@ -95,7 +95,7 @@ def test_a_photo_with_a_box_and_a_filter(staff, tenant, clip):
         ({"query": ""}, "Give a text or a photo"),
         ({"query": "shoe", "filter": '{"colour": "red"}'}, "Unknown filter"),
         ({"query": "shoe", "filter": "{not json"}, "Expecting"),
-        ({"query": "shoe", "box": "0,0,2,2"}, "inside the photo"),
+        ({"query": "shoe", "box": "0,0,2,2"}, "fractions of the photo"),
     ],
 )
 def test_what_cannot_be_searched_is_said_on_the_form(staff, tenant, clip, fields, error):

@@ -2,7 +2,8 @@
 in fractions of its upright size (after EXIF orientation), is searched. A
 catalog photo pasted into a larger picture is found first through a box
 around it, scoring higher than the whole picture does; a box outside the
-photo, of no area or malformed is a 400."""
+photo, of no area or malformed is a 400; one reaching past the photo's
+edge is cut there."""
 
 import io
 
@@ -86,9 +87,31 @@ def test_the_box_is_in_the_upright_photos_coordinates(api, photos):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "box",
-    ["0.5,0.5,0.6,0.2", "0,0,0,0.5", "-0.1,0,0.5,0.5", "0.1,0.1,0.5", "a,b,c,d", "0,0,nan,0.5", "0,0,0.001,0.001"],
+    [
+        "1,0,0.5,0.5",
+        "0,0,0,0.5",
+        "0,0,0.0,0.5",
+        "-0.1,0,0.5,0.5",
+        "0.1,0.1,0.5",
+        "a,b,c,d",
+        "0,0,nan,0.5",
+        "0,0,1e-1,0.5",
+    ],
 )
 def test_a_box_outside_the_photo_or_without_area_is_refused(api, photos, box):
+    """Outside the photo (x or y of 1 or more, or below 0), without area (w or h of 0), or not four plain decimals."""
     response = search(api, png(composite(photos[0][0])), box=box)
     assert response.status_code == 400 and error_code(response) == "validation_error"
     assert "box" in response.json()["error"]["detail"]
+
+
+@pytest.mark.django_db
+def test_a_box_past_the_edge_is_cut_there(api, photos):
+    images, media = photos
+    picture = png(composite(images[1]))
+    # From the pasted photo's corner to well past the picture's right and bottom edges.
+    x, y = PASTED_AT[0] / CANVAS[0], PASTED_AT[1] / CANVAS[1]
+    past = search(api, picture, box=f"{x},{y},0.9,0.9").json()
+    exact = search(api, picture, box=f"{x},{y},{1 - x},{1 - y}").json()
+    assert [r["media_id"] for r in past["results"]] == [r["media_id"] for r in exact["results"]]
+    assert past["results"][0]["media_id"] == media[1].pk

@@ -89,7 +89,7 @@ class MediaUploadSerializer(StrictSerializer):
     )
 
 
-class PresignRequest(StrictSerializer):
+class Presign(StrictSerializer):
     product = serializers.CharField(help_text="SKU of the product the media shows.")
     filename = serializers.CharField(max_length=255)
     content_type = serializers.CharField(max_length=100, help_text=", ".join(formats.BY_CONTENT_TYPE))

@@ -12,7 +12,7 @@ from catalog.api.limits import UPLOAD, limit_body
 from catalog.api.serializers import (
     MediaSerializer,
     MediaUploadSerializer,
-    PresignRequest,
+    Presign,
     PresignResponse,
     ProductSerializer,
 )
@@ -98,11 +98,11 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         delete_media(Media.objects.filter(pk=media.pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=PresignRequest, responses={201: PresignResponse})
+    @extend_schema(request=Presign, responses={201: PresignResponse})
     @action(detail=False, methods=["post"], url_path="uploads")
     def uploads(self, request: Request) -> Response:
         """A presigned S3 POST for one file; the upload then arrives through the S3 event."""
-        params = PresignRequest(data=request.data)
+        params = Presign(data=request.data)
         params.is_valid(raise_exception=True)
         product = self._product(params.validated_data["product"])
         post = presigned_upload(product, params.validated_data["filename"], params.validated_data["content_type"])

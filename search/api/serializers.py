@@ -12,7 +12,7 @@ from catalog.api.parsers import unstorable_text
 from catalog.api.serializers import StrictSerializer
 from catalog.models import Media, SearchCutoff
 from search import filters
-from search.boxes import Box
+from search.boxes import BOX_PATTERN, BOX_REFUSED, Box
 from search.models import SearchFeedback
 from search.query import MAX_K, MAX_OFFSET, MAX_RANKED
 from search.service import Options, TextMode
@@ -117,9 +117,10 @@ class SearchOptions(StrictSerializer):
         """`filter` as the search takes it: with `category`, if given, as its category."""
         product_filter = attrs.get("filter") or filters.ProductFilter()
         if attrs.get("category"):
-            if product_filter.categories is not None:
-                raise serializers.ValidationError({"category": ["Give the category in `filter` or here, not both."]})
-            product_filter = dataclasses.replace(product_filter, categories=(attrs["category"],))
+            # All conditions hold: with filter.category too, the one category if it is among those.
+            wanted = attrs["category"]
+            kept = (wanted,) if product_filter.categories is None or wanted in product_filter.categories else ()
+            product_filter = dataclasses.replace(product_filter, categories=kept)
         attrs["filter"] = product_filter
         if attrs["offset"] + attrs["k"] > MAX_RANKED:
             raise serializers.ValidationError({"offset": [f"offset + k must be at most {MAX_RANKED}."]})
@@ -137,13 +138,15 @@ class SearchOptions(StrictSerializer):
         )
 
 
-class ImageSearchRequest(SearchOptions):
+class ImageSearch(SearchOptions):
     # A plain file: its content is checked by search.service.image_vector with
     # the upload rules, so refusals carry the same error codes.
     file = serializers.FileField(
         help_text=f"A photo: {formats.describe(Media.Kind.IMAGE)}, at most {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
     )
-    box = serializers.CharField(
+    box = serializers.RegexField(
+        BOX_PATTERN,
+        error_messages={"invalid": BOX_REFUSED},
         required=False,
         max_length=100,
         help_text='"x,y,w,h": the region to search, as fractions of the photo\'s width and height (after EXIF '
@@ -157,7 +160,7 @@ class ImageSearchRequest(SearchOptions):
             raise serializers.ValidationError(str(exc)) from None
 
 
-class TextSearchRequest(SearchOptions):
+class TextSearch(SearchOptions):
     query = serializers.CharField(max_length=1000, trim_whitespace=True)
     mode = serializers.ChoiceField(
         choices=TextMode.choices,
@@ -166,7 +169,7 @@ class TextSearchRequest(SearchOptions):
     )
 
 
-class RecommendRequest(SearchOptions):
+class Recommendation(SearchOptions):
     positive = serializers.ListField(
         child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_EXAMPLES, help_text="Media ids."
     )
@@ -179,7 +182,7 @@ class RecommendRequest(SearchOptions):
     )
 
 
-class FeedbackRequest(StrictSerializer):
+class Feedback(StrictSerializer):
     search_id = serializers.CharField(max_length=100)
     event = serializers.ChoiceField(choices=SearchFeedback.Event.choices)
     media_id = serializers.IntegerField(min_value=1, required=False)

@@ -4,7 +4,7 @@ import uuid
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -16,14 +16,15 @@ from catalog.api.tenancy import TenantAPIView
 from catalog.models import ApiKey, Media, Product
 from search import search_log, service
 from search.api.serializers import (
-    FeedbackRequest,
-    ImageSearchRequest,
-    RecommendRequest,
+    Feedback,
+    ImageSearch,
+    Recommendation,
     SearchOptions,
     SearchResponseSerializer,
-    TextSearchRequest,
+    TextSearch,
 )
 from search.models import SearchLog
+from search.query import MAX_K, MAX_OFFSET, MAX_RANKED
 from search.search_log import Logged
 
 
@@ -39,15 +40,12 @@ class ImageSearchView(SearchView):
     parser_classes = [MultiPartParser, FormParser]
 
     @limit_body(QUERY_IMAGE)
-    @extend_schema(request={"multipart/form-data": ImageSearchRequest}, responses=SearchResponseSerializer)
+    @extend_schema(request={"multipart/form-data": ImageSearch}, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
-        params = ImageSearchRequest(data=request.data)
+        params = ImageSearch(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data["file"]
-        try:
-            vector = service.image_vector(upload, upload.size, params.validated_data.get("box"))
-        except ValueError as exc:  # a box too small for this photo
-            raise serializers.ValidationError({"box": [str(exc)]}) from None
+        vector = service.image_vector(upload, upload.size, params.validated_data.get("box"))
         options = SearchOptions.options(params.validated_data)
         return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.IMAGE)))
 
@@ -55,9 +53,9 @@ class ImageSearchView(SearchView):
 class TextSearchView(SearchView):
     parser_classes = [JSONParser, FormParser]
 
-    @extend_schema(request=TextSearchRequest, responses=SearchResponseSerializer)
+    @extend_schema(request=TextSearch, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
-        params = TextSearchRequest(data=request.data)
+        params = TextSearch(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
         found = service.text_search(self.tenant, data["query"], data["mode"], SearchOptions.options(data))
@@ -67,11 +65,16 @@ class TextSearchView(SearchView):
 class SimilarSearchView(SearchView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("k", int, description="1..100, default 10"),
-            OpenApiParameter("offset", int, description="0..900, default 0; offset + k <= 1000"),
-            OpenApiParameter("min_score", float),
+            OpenApiParameter("k", {"type": "integer", "minimum": 1, "maximum": MAX_K}, description="default 10"),
+            OpenApiParameter(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                description=f"default 0; offset + k <= {MAX_RANKED}",
+            ),
+            OpenApiParameter("min_score", {"type": "number", "minimum": 0, "maximum": 1}),
             OpenApiParameter("cutoff", str, enum=["none", "relative"]),
-            OpenApiParameter("category", str),
+            OpenApiParameter("category", {"type": "string", "maxLength": 100}),
+            # Its schema is the filter object sent as JSON (search/api/openapi.py).
             OpenApiParameter("filter", str, description="`filter` as URL-encoded JSON (API.md, Search v2)."),
         ],
         responses=SearchResponseSerializer,
@@ -88,9 +91,9 @@ class SimilarSearchView(SearchView):
 class RecommendView(SearchView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=RecommendRequest, responses=SearchResponseSerializer)
+    @extend_schema(request=Recommendation, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
-        params = RecommendRequest(data=request.data)
+        params = Recommendation(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
         ids = list(dict.fromkeys(data["positive"] + data["negative"]))
@@ -113,9 +116,9 @@ class FeedbackView(TenantAPIView):
     required_scope = ApiKey.Scope.READ  # sent by the same storefront that searches
     parser_classes = [JSONParser, FormParser]
 
-    @extend_schema(request=FeedbackRequest, responses={202: None})
+    @extend_schema(request=Feedback, responses={202: None})
     def post(self, request: Request) -> Response:
-        params = FeedbackRequest(data=request.data)
+        params = Feedback(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
         try:
