@@ -123,9 +123,9 @@ def _attributes(data: Any) -> tuple[tuple[str, tuple[Scalar, ...] | Range], ...]
         raise FilterError("attributes", f"At most {MAX_ATTRIBUTES} attributes.")
     result: list[tuple[str, tuple[Scalar, ...] | Range]] = []
     for name, condition in data.items():
+        # Any name, as products' attributes may hold any (the body's size bounds it;
+        # OpenAPI 3.0 cannot bound an object's keys).
         path = f"attributes.{name}"
-        if not name or len(name) > MAX_TEXT:
-            raise FilterError("attributes", f"An attribute name is 1 to {MAX_TEXT} characters.")
         if isinstance(condition, Mapping):
             unknown = sorted(set(condition) - set(RANGE_OPERATORS))
             if unknown or not condition:

@@ -222,7 +222,7 @@ def mp4_garbage() -> bytes:
 
 CASES = [
     # Broken images
-    Case("empty file", "empty.jpg", lambda: b"", (400, "validation_error"), "empty"),
+    Case("empty file", "empty.jpg", lambda: b"", (422, "corrupt_file"), "empty"),
     Case("truncated JPEG", "cut.jpg", media_files.truncated_jpeg, (422, "corrupt_file"), CORRUPT),
     Case("JPEG magic, garbage body", "bad.jpg", lambda: b"\xff\xd8\xff\xe0" + b"\x00junk" * 200, (422, "corrupt_file")),
     Case("truncated PNG", "cut.png", lambda: truncated(png_noise()), (422, "corrupt_file"), CORRUPT),

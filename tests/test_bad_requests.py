@@ -20,6 +20,8 @@ JSON_ENDPOINTS = [
     ("post", "/api/v1/products/"),
     ("patch", "/api/v1/products/SHOE-1/"),
     ("post", "/api/v1/search/text"),
+    ("post", "/api/v1/search/recommend"),
+    ("post", "/api/v1/search/feedback"),
     ("post", "/api/v1/media/uploads/"),
 ]
 
@@ -249,3 +251,41 @@ def multipart(filename: str, data: bytes) -> tuple[bytes, str]:
 def assert_nothing_written(shoe) -> None:
     assert list(Product.objects.values_list("sku", "title")) == [(shoe.sku, shoe.title)]
     assert not Media.objects.exists()
+
+
+# What the API schema says a field is, held to: DRF alone would read 0 as "0",
+# "10" as 10, ignore a read-only field and take an empty form field as not given.
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field", "message"),
+    [
+        ("post", "/api/v1/products/", {"sku": "A-1", "title": "x", "category": 0}, "category", "string"),
+        ("post", "/api/v1/products/", {"sku": "A-1", "title": 7}, "title", "string"),
+        ("post", "/api/v1/products/", {"sku": "A-1", "title": "x", "media_count": 3}, "media_count", "Read only"),
+        ("patch", "/api/v1/products/SHOE-1/", {"sku": "SHOE-1"}, "sku", "cannot be changed"),
+        ("post", "/api/v1/products/", {"sku": "A-1", "title": "x", "attributes": [1]}, "attributes", "object"),
+        ("post", "/api/v1/search/text", {"query": "shoe", "k": "10"}, "k", "whole number"),
+        ("post", "/api/v1/search/text", {"query": "shoe", "k": True}, "k", "whole number"),
+        ("post", "/api/v1/search/text", {"query": "shoe", "min_score": "0.5"}, "min_score", "number"),
+        ("post", "/api/v1/search/recommend", {"positive": 5}, "positive", "list"),
+    ],
+)
+def test_a_json_value_of_the_wrong_type_is_refused(api, clip, shoe, method, path, body, field, message):
+    response = getattr(api, method)(path, body, format="json")
+    assert response.status_code == 400 and error_code(response) == "validation_error"
+    assert message in str(response.json()["error"]["detail"][field])
+    assert not Product.objects.filter(sku="A-1").exists()
+
+
+def test_an_empty_form_field_is_refused_not_taken_as_left_out(api, clip):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    for field in ("box", "k", "min_score", "cutoff"):
+        upload = SimpleUploadedFile("q.jpg", jpeg_bytes(64, 48))
+        response = api.post("/api/v1/search/image", {"file": upload, field: ""}, format="multipart")
+        assert response.status_code == 400 and field in response.json()["error"]["detail"], field
+
+
+@pytest.mark.parametrize("page_size", ["abc", "0", "201", "-1", "null"])
+def test_a_page_size_that_is_not_one_is_refused(api, page_size):
+    response = api.get("/api/v1/products/", {"page_size": page_size})
+    assert response.status_code == 400 and "page_size" in response.json()["error"]["detail"]

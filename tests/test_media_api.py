@@ -108,11 +108,10 @@ def test_upload_without_file_is_400(api):
     assert "file" in response.json()["error"]["detail"]
 
 
-def test_upload_to_unknown_product_is_400(api):
+def test_upload_to_unknown_product_is_404(api):
     response = upload(api, jpeg_bytes(), product="NOPE")
-    assert response.status_code == 400
-    assert error_code(response) == "validation_error"
-    assert "product" in response.json()["error"]["detail"]
+    assert response.status_code == 404
+    assert error_code(response) == "not_found" and "NOPE" in response.json()["error"]["message"]
 
 
 def test_list_filters(api, tenant):

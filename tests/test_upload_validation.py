@@ -25,7 +25,7 @@ def refused(response, status: int, code: str, media_storage) -> None:
 
 
 def test_zero_bytes(api, media_storage):
-    refused(post_file(api, "empty.jpg", b""), 400, "validation_error", media_storage)
+    refused(post_file(api, "empty.jpg", b""), 422, "corrupt_file", media_storage)
 
 
 def test_text_named_jpg(api, media_storage):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.files.storage import default_storage
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from catalog import formats
@@ -11,18 +11,69 @@ from catalog.models import Media, Product
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is an error, not a silent no-op."""
+    """Takes exactly what the API schema says: refuses unknown fields, those
+    the server sends back but never takes, a JSON value of the wrong type
+    (DRF would read 0 as the text "0", or "10" as the number 10) and, in a
+    form, an empty value of a field that cannot be blank (DRF would read it
+    as not given)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict) or hasattr(data, "keys"):
-            unknown = set(data.keys()) - set(self.fields)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+            writable = {name: field for name, field in self.fields.items() if not field.read_only}
+            refused = {
+                name: [self.read_only_message(name) if name in self.fields else "Unknown field."]
+                for name in sorted(set(data.keys()) - set(writable))
+            }
+            form = hasattr(data, "getlist")
+            for name, field in writable.items():
+                if name in data and name not in refused:
+                    problem = _blank_in_form(field, data[name]) if form else _wrong_json_type(field, data[name])
+                    if problem:
+                        refused[name] = [problem]
+            if refused:
+                # With what the rest of the body gets wrong (a missing field, say).
+                rest = {name: value for name, value in data.items() if name not in refused}
+                try:
+                    super().to_internal_value(rest)
+                except serializers.ValidationError as exc:
+                    if isinstance(exc.detail, dict):
+                        raise serializers.ValidationError({**exc.detail, **refused}) from None
+                raise serializers.ValidationError(refused)
         return super().to_internal_value(data)
+
+    def read_only_message(self, name: str) -> str:
+        return "Read only: the server sets it."
+
+
+def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
+    """What is wrong with a JSON value's type for `field` (None: its type is right, or null)."""
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField | serializers.ChoiceField) and not isinstance(value, str):
+        return "Must be a string."
+    if isinstance(field, serializers.IntegerField) and (isinstance(value, bool) or not isinstance(value, int)):
+        return "Must be a whole number."
+    if isinstance(field, serializers.FloatField) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return "Must be a number."
+    if isinstance(field, serializers.ListField) and not isinstance(value, list):
+        return "Must be a list."
+    return None
+
+
+def _blank_in_form(field: serializers.Field, value: Any) -> str | None:
+    if value == "" and not getattr(field, "allow_blank", False) and not isinstance(field, serializers.FileField):
+        return "May not be blank: leave the field out instead."
+    return None
+
+
+@extend_schema_field({"type": "object", "description": "Any JSON object: names to values (search filters read it)."})
+class AttributesField(serializers.JSONField):
+    pass
 
 
 class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
     media_count = serializers.IntegerField(read_only=True)
+    attributes = AttributesField(required=False)
 
     class Meta:
         model = Product
@@ -36,10 +87,15 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
             raise serializers.ValidationError("Must be a JSON object.")
         return value
 
-    def validate_sku(self, value: str) -> str:
-        if self.instance is not None and value != self.instance.sku:
-            raise serializers.ValidationError("The sku of a product cannot be changed.")
-        return value
+
+class ProductUpdateSerializer(ProductSerializer):
+    """A change of a product: its sku names it in the URL and cannot change."""
+
+    class Meta(ProductSerializer.Meta):
+        read_only_fields = ["sku", "created_at", "updated_at"]
+
+    def read_only_message(self, name: str) -> str:
+        return "The sku of a product cannot be changed." if name == "sku" else super().read_only_message(name)
 
 
 class MediaSerializer(serializers.ModelSerializer):
@@ -83,7 +139,8 @@ class MediaSerializer(serializers.ModelSerializer):
 
 
 class MediaUploadSerializer(StrictSerializer):
-    file = serializers.FileField(help_text=f"{formats.describe()}.")
+    # Empty too: the content check refuses it as it refuses any file it cannot read (415).
+    file = serializers.FileField(allow_empty_file=True, help_text=f"{formats.describe()}.")
     product = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="SKU of the product the media shows."
     )

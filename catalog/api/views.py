@@ -2,19 +2,23 @@ from __future__ import annotations
 
 from django.db.models import Count
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.api.filters import MediaFilter, ProductFilter
 from catalog.api.limits import UPLOAD, limit_body
+from catalog.api.parsers import JSONParser
 from catalog.api.serializers import (
     MediaSerializer,
     MediaUploadSerializer,
     Presign,
     PresignResponse,
     ProductSerializer,
+    ProductUpdateSerializer,
 )
 from catalog.api.tenancy import TenantViewSet
 from catalog.media import delete_media
@@ -42,6 +46,9 @@ class ProductViewSet(
     def scope_queryset(self, queryset):
         return queryset.annotate(media_count=Count("media")).order_by("sku")
 
+    def get_serializer_class(self) -> type[ProductSerializer]:
+        return ProductUpdateSerializer if self.action == "partial_update" else ProductSerializer
+
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -63,6 +70,9 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
 
     def scope_queryset(self, queryset):
         return queryset.select_related("product").annotate(frame_count=Count("frames")).order_by("-created_at", "-id")
+
+    # An upload is a file: multipart (the presigned upload's request is JSON).
+    parser_classes = [MultiPartParser]
 
     @limit_body(UPLOAD)
     @extend_schema(
@@ -89,8 +99,8 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
 
     def _product(self, sku: str) -> Product:
         product = Product.objects.filter(tenant=self.tenant, sku=sku).first()
-        if product is None:
-            raise serializers.ValidationError({"product": [f"No product with sku '{sku}'."]})
+        if product is None:  # another tenant's too, exactly like a missing one
+            raise NotFound(f"No product with sku '{sku}'.")
         return product
 
     def destroy(self, request: Request, pk: str) -> Response:
@@ -99,7 +109,7 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=Presign, responses={201: PresignResponse})
-    @action(detail=False, methods=["post"], url_path="uploads")
+    @action(detail=False, methods=["post"], url_path="uploads", parser_classes=[JSONParser])
     def uploads(self, request: Request) -> Response:
         """A presigned S3 POST for one file; the upload then arrives through the S3 event."""
         params = Presign(data=request.data)

@@ -31,10 +31,10 @@ ERROR_SCHEMA = {
 
 # What any operation under /api/v1/ can answer, whatever it does.
 ANY_OPERATION = {
-    "401": "No API key, or one that is not valid (`not_authenticated`, `authentication_failed`).",
+    "401": "No API key, or one that is not valid (`not_authenticated`).",
     "403": "The key lacks the scope, or names another tenant (`permission_denied`, `tenant_mismatch`).",
     "404": "Not found, or another tenant's (`not_found`).",
-    "429": "Over the key's rate limit (`throttled`; `Retry-After` says when to try again).",
+    "429": "Over the key's rate limit (`rate_limited`; `Retry-After` says when to try again).",
     "503": "A service it needs is unavailable; nothing was changed (`service_unavailable`, `Retry-After`).",
 }
 WITH_INPUT = {"400": "The request is not valid: `validation_error` with each field's messages, or `parse_error`."}
@@ -47,11 +47,12 @@ WITH_BODY = {
 SPECIFIC = {
     "v1_products_create": {"409": "A product with this sku exists (`conflict`)."},
     "v1_media_create": {
-        "422": "The file is not what it claims, or too large in pixels or length (`corrupt_file`, ...).",
+        "422": "The file is empty, corrupt, or too large in pixels or length (`corrupt_file`, `image_too_large`, "
+        "`video_too_long`).",
     },
     "v1_media_uploads_create": {"501": "No S3 bucket is configured (`s3_not_configured`)."},
     "v1_media_reprocess_create": {"409": "It is processing now (`conflict`)."},
-    "v1_search_image_create": {"422": "The photo cannot be read, or is too large in pixels."},
+    "v1_search_image_create": {"422": "The photo is empty, corrupt or too large in pixels (`corrupt_file`, ...)."},
     "v1_search_similar_retrieve": {"409": "The item has no vectors yet (`conflict`)."},
     "v1_search_recommend_create": {"409": "An example has no vectors yet (`conflict`)."},
 }

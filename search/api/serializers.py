@@ -42,6 +42,7 @@ FILTER_SCHEMA = {
         "sku": _texts_schema(64),
         "attributes": {
             "type": "object",
+            "minProperties": 1,
             "maxProperties": filters.MAX_ATTRIBUTES,
             "additionalProperties": {
                 "oneOf": [
@@ -87,6 +88,16 @@ class FilterField(serializers.Field):
         return value
 
 
+def _min_score(*, allow_null: bool) -> serializers.FloatField:
+    return serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        allow_null=allow_null,
+        help_text="Drop results below this cosine similarity (default: the tenant's threshold).",
+    )
+
+
 class SearchOptions(StrictSerializer):
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, default=10)
     offset = serializers.IntegerField(
@@ -95,17 +106,11 @@ class SearchOptions(StrictSerializer):
         default=0,
         help_text=f"Skip that many results of the same ranking (offset + k <= {MAX_RANKED}).",
     )
-    min_score = serializers.FloatField(
-        min_value=0.0,
-        max_value=1.0,
-        required=False,
-        allow_null=True,
-        help_text="Drop results below this cosine similarity (default: the tenant's threshold).",
-    )
+    min_score = _min_score(allow_null=True)
     category = serializers.CharField(
         required=False, allow_blank=True, max_length=100, help_text="Only this category (v1; `filter` says more)."
     )
-    filter = FilterField(required=False, allow_null=True)
+    filter = FilterField(required=False)
     cutoff = serializers.ChoiceField(
         choices=SearchCutoff.choices,
         required=False,
@@ -139,10 +144,12 @@ class SearchOptions(StrictSerializer):
 
 
 class ImageSearch(SearchOptions):
+    min_score = _min_score(allow_null=False)  # a form has no null: leave it out for the default
     # A plain file: its content is checked by search.service.image_vector with
     # the upload rules, so refusals carry the same error codes.
     file = serializers.FileField(
-        help_text=f"A photo: {formats.describe(Media.Kind.IMAGE)}, at most {settings.MAX_SEARCH_IMAGE_BYTES} bytes."
+        allow_empty_file=True,
+        help_text=f"A photo: {formats.describe(Media.Kind.IMAGE)}, at most {settings.MAX_SEARCH_IMAGE_BYTES} bytes.",
     )
     box = serializers.RegexField(
         BOX_PATTERN,

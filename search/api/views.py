@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -37,7 +37,7 @@ class SearchView(TenantAPIView):
 
 
 class ImageSearchView(SearchView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @limit_body(QUERY_IMAGE)
     @extend_schema(request={"multipart/form-data": ImageSearch}, responses=SearchResponseSerializer)
@@ -51,7 +51,7 @@ class ImageSearchView(SearchView):
 
 
 class TextSearchView(SearchView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONParser]
 
     @extend_schema(request=TextSearch, responses=SearchResponseSerializer)
     def post(self, request: Request) -> Response:
@@ -80,7 +80,7 @@ class SimilarSearchView(SearchView):
         responses=SearchResponseSerializer,
     )
     def get(self, request: Request, media_id: int) -> Response:
-        params = SearchOptions(data=request.query_params.dict())
+        params = SearchOptions(data=request.query_params)
         params.is_valid(raise_exception=True)
         media = get_object_or_404(self.get_queryset(), pk=media_id)
         vector = service.media_vector(media)
@@ -114,7 +114,7 @@ class RecommendView(SearchView):
 class FeedbackView(TenantAPIView):
     model = SearchLog
     required_scope = ApiKey.Scope.READ  # sent by the same storefront that searches
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONParser]
 
     @extend_schema(request=Feedback, responses={202: None})
     def post(self, request: Request) -> Response:
