@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,12 @@ class ProductFilter:
     def on_product_only(self) -> bool:
         """It names something besides the category (which the vector rows carry)."""
         return self.skus is not None or bool(self.attributes)
+
+    @property
+    def indexed(self) -> bool:
+        """It names something an index finds (a sku, an attribute's value):
+        how many rows it keeps can be counted quickly. A range alone cannot."""
+        return self.skus is not None or any(not isinstance(value, Range) for _, value in self.attributes)
 
     def __bool__(self) -> bool:
         return self.categories is not None or self.on_product_only
@@ -143,14 +149,23 @@ def _attributes(data: Any) -> tuple[tuple[str, tuple[Scalar, ...] | Range], ...]
 
 def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dict[str, Any]]:
     """Conditions on the vector rows `e` (search/query.py) and their parameters,
-    for `%(tenant)s`'s products. The category is checked on the row when
-    `on_rows` (every row carries its product's), else through the product."""
+    for `%(tenant)s`'s products. The category and attribute ranges are checked
+    on the row when `on_rows` (every row carries its product's category and
+    attributes: catalog migrations 0010 and 0015), else through the product;
+    skus and attribute values through the product (its GIN index finds a
+    value; bench/README.md has what the rows' own GIN index measured)."""
     conditions: list[str] = []
     params: dict[str, Any] = {}
-    if product_filter.categories is not None and on_rows:
-        params["f_categories"] = list(product_filter.categories)
-        conditions.append("e.category = ANY(%(f_categories)s) AND e.product_id IS NOT NULL")
-        product_filter = replace(product_filter, categories=None)
+    if on_rows:
+        # Ranges on the row (no index finds them: read where the scan is);
+        # values through the products' GIN index, which finds a tenant's few.
+        ranges = tuple((name, value) for name, value in product_filter.attributes if isinstance(value, Range))
+        equal = tuple((name, value) for name, value in product_filter.attributes if not isinstance(value, Range))
+        on_row = ProductFilter(categories=product_filter.categories, attributes=ranges)
+        conditions, params = product_sql(on_row, alias="e")
+        if on_row:
+            conditions.append("e.product_id IS NOT NULL")
+        product_filter = ProductFilter(skus=product_filter.skus, attributes=equal)
     product, values = product_sql(product_filter)
     params.update(values)
     if product:
@@ -162,22 +177,23 @@ def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dic
     return conditions, params
 
 
-def product_sql(product_filter: ProductFilter) -> tuple[list[str], dict[str, Any]]:
-    """The filter's conditions on the products `p`, and their parameters."""
+def product_sql(product_filter: ProductFilter, alias: str = "p") -> tuple[list[str], dict[str, Any]]:
+    """The filter's conditions on the rows `alias` (products, or vector rows,
+    which carry their product's category and attributes), and their parameters."""
     product: list[str] = []
     params: dict[str, Any] = {}
     if product_filter.categories is not None:
         params["f_categories"] = list(product_filter.categories)
-        product.append("p.category = ANY(%(f_categories)s)")
+        product.append(f"{alias}.category = ANY(%(f_categories)s)")
     if product_filter.skus is not None:
         params["f_skus"] = list(product_filter.skus)
-        product.append("p.sku = ANY(%(f_skus)s)")
+        product.append(f"{alias}.sku = ANY(%(f_skus)s)")
     for number, (name, condition) in enumerate(product_filter.attributes):
         if isinstance(condition, Range):
             params[f"f_name{number}"] = name
             # CASE: the cast is evaluated only for a number (SQL does not
             # promise to check the type first in an AND).
-            found = f"(p.attributes -> %(f_name{number})s)"
+            found = f"({alias}.attributes -> %(f_name{number})s)"
             number_value = f"(CASE WHEN jsonb_typeof({found}) = 'number' THEN {found}::numeric END)"
             checks = []
             for op, bound in condition.bounds:
@@ -188,6 +204,6 @@ def product_sql(product_filter: ProductFilter) -> tuple[list[str], dict[str, Any
             alternatives = []
             for index, wanted in enumerate(condition):
                 params[f"f_attr{number}_{index}"] = json.dumps({name: wanted})
-                alternatives.append(f"p.attributes @> %(f_attr{number}_{index})s::jsonb")
+                alternatives.append(f"{alias}.attributes @> %(f_attr{number}_{index})s::jsonb")
             product.append("(" + " OR ".join(alternatives) + ")")
     return product, params

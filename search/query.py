@@ -110,11 +110,11 @@ def _filters(
     *,
     on_rows: bool = True,
 ):
-    """The WHERE clause and its parameters. A filter's category is a condition
-    on the row (its product's category, catalog.Embedding.category), which an
-    index scan checks as it goes; through the product only while the tenant
-    has rows from before that column (`manage.py fill_embedding_categories`).
-    The rest of a filter goes through the product (search/filters.py)."""
+    """The WHERE clause and its parameters. A filter's category and attributes
+    are conditions on the row (its product's, catalog.Embedding.category and
+    .attributes), which an index scan checks as it goes; through the product
+    only while the tenant has rows from before those columns (`manage.py
+    fill_embedding_categories`). A sku goes through the product (search/filters.py)."""
     sql = ["e.tenant_id = %(tenant)s", "e.model_name = %(model)s"]
     params: dict = {"tenant": tenant_id, "model": model_name}
     if product_filter:
@@ -180,7 +180,7 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int | None) 
 class _Facts:
     own_index: bool  # the tenant's own HNSW index is built and usable
     halfvec: bool  # and it is over halfvec (search/indexes.py), not an older one over vector
-    on_rows: bool  # a category filter can be checked on the rows: every one has its category
+    on_rows: bool  # category and attribute filters can be checked on the rows: every one carries its product's
     few_in_filter: bool  # the category filter keeps at most EXACT_SCAN_MAX_VECTORS rows
 
 
@@ -188,14 +188,15 @@ def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) 
     """What the plan depends on, in one round trip (about half a millisecond):
     the tenant's own index (search/tenant_indexes.py) and its operator class
     (an index from before the halfvec release serves until the sync rebuilds
-    it), whether its rows all carry their category (a look into an index
-    that is empty once they do), and whether the filter's categories hold few
+    it), whether its rows all carry their product's category and attributes
+    (a look into an index that is empty once they do), and whether the filter's categories hold few
     of them (counted in the `(tenant, category)` index, up to one more than few)."""
     with reading_connection().cursor() as cursor:
         # The table's name is a constant.
         sql = (
-            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', %(categories)s::text[] IS NULL OR NOT EXISTS"  # noqa: S608
-            f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s AND category IS NULL),"
+            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', NOT EXISTS"  # noqa: S608
+            f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
+            " AND (category IS NULL OR attributes IS NULL)),"
             f" (SELECT count(*) FROM (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
             " AND category = ANY(%(categories)s) LIMIT %(few)s + 1) AS kept) <= %(few)s"
             " FROM (SELECT 1) AS one LEFT JOIN pg_index i ON i.indexrelid = to_regclass(%(index)s)"
@@ -214,7 +215,8 @@ def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) 
 
 def _few_filtered(where: str, params: dict) -> bool:
     """Whether the rows a filter keeps are few (at most EXACT_SCAN_MAX_VECTORS):
-    for a filter on the product besides its category, which the rows do not carry."""
+    for a filter naming a sku or an attribute's value, whose rows an index
+    finds (the products' sku, the GIN index on the rows' attributes)."""
     sql = f"SELECT count(*) <= %(few)s FROM (SELECT 1 FROM {EMBEDDING_TABLE} e WHERE {where} LIMIT %(few)s + 1) AS kept"  # noqa: S608
     with reading_connection().cursor() as cursor:
         cursor.execute(sql, {**params, "few": EXACT_SCAN_MAX_VECTORS})
@@ -352,7 +354,7 @@ def rank_products(
     facts = _lookups(tenant_id, model_name, product_filter.categories)
     where, params = _filters(tenant_id, model_name, product_filter, exclude_media_ids, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
-    if facts.own_index and product_filter.on_product_only and not facts.few_in_filter:  # few already: fewer still
+    if facts.own_index and product_filter.indexed and not facts.few_in_filter:  # few already: fewer still
         facts = replace(facts, few_in_filter=_few_filtered(where, params))
 
     fetch = depth * HITS_PER_PRODUCT

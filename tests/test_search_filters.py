@@ -274,17 +274,34 @@ def test_a_bad_filter_is_400_naming_it(api, clip, fields, field, names):
 
 
 @pytest.mark.django_db
-def test_an_attribute_filter_reads_the_products_gin_index(tenant):
+def test_an_attribute_value_reads_the_products_gin_index_and_a_range_the_row(tenant):
     from catalog.models import Product
+    from tests.catalogs import bulk_catalog
 
-    Product.objects.bulk_create(
-        Product(tenant=tenant, sku=f"P-{n}", title="x", attributes={"color": "rare" if n == 7 else COLORS[n % 5]})
-        for n in range(3000)
+    rng = np.random.default_rng(3)
+    bulk_catalog(tenant, rng.standard_normal((3000, DIM)).astype(np.float32), model_name=MODEL)
+    Product.objects.filter(tenant=tenant).update(attributes={"color": "blue"})
+    Product.objects.filter(tenant=tenant, sku=f"{tenant.slug}-7").update(attributes={"color": "rare"})
+    rare = filters.parse({"attributes": {"color": "rare"}})
+
+    def plan(sql: str, params: dict) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE catalog_product")
+            cursor.execute("ANALYZE catalog_embedding")
+            cursor.execute(f"EXPLAIN {sql}", {**params, "tenant": tenant.pk, "model": MODEL})
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    # A value goes through the products' GIN index, on the rows or not.
+    for on_rows in (True, False):
+        [condition, *_], params = filters.sql(rare, on_rows=on_rows)
+        products = condition.removeprefix("e.product_id IN (").removesuffix(")")  # the tenant's products it keeps
+        assert "product_attributes_gin" in plan(products, params), on_rows
+    # A range is read on the row (it carries its product's attributes).
+    conditions, _ = filters.sql(filters.parse({"attributes": {"price": {"lt": 5}}}), on_rows=True)
+    assert "e.attributes -> " in conditions[0] and "catalog_product" not in " ".join(conditions)
+    kept = query.nearest_products(
+        rng.standard_normal(DIM), tenant_id=tenant.pk, model_name=MODEL, min_score=-1.0, product_filter=rare
     )
-    [condition], params = filters.sql(filters.parse({"attributes": {"color": "rare"}}), on_rows=True)
-    products = condition.removeprefix("e.product_id IN (").removesuffix(")")  # the tenant's products it keeps
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE catalog_product")
-        cursor.execute(f"EXPLAIN {products}", {**params, "tenant": tenant.pk})
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "product_attributes_gin" in plan, plan
+    assert [hit.product_id for hit in kept.hits] == list(
+        Product.objects.filter(sku=f"{tenant.slug}-7").values_list("pk", flat=True)
+    )

@@ -10,7 +10,8 @@ from django.db import connection, transaction
 
 from catalog.models import Embedding, Media
 from catalog.products import assign_product
-from search import query
+from search import filters, query
+from search.filters import ProductFilter
 from search.query import nearest_products
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, VideoFrameFactory
 
@@ -130,29 +131,50 @@ def test_the_category_filter_follows_the_product_as_it_changes(tenant, q):
     assert [h.media_id for h in search(tenant, q, category="lamps").hits] == [loose.media_id]
 
 
-def test_vectors_from_before_the_category_column_are_filtered_through_the_product_until_filled(tenant, other_tenant, q):
-    shoe, mug = ProductFactory(tenant=tenant, category="shoes"), ProductFactory(tenant=tenant, category="mugs")
+def test_vectors_from_before_the_product_columns_are_filtered_through_the_product_until_filled(tenant, other_tenant, q):
+    shoe = ProductFactory(tenant=tenant, category="shoes", attributes={"color": "red"})
+    mug = ProductFactory(tenant=tenant, category="mugs")
     add(tenant, near(q, 0.2, 1), shoe)
     add(tenant, near(q, 0.3, 2), mug)
     add(other_tenant, near(q, 0.1, 3), ProductFactory(tenant=other_tenant, category="shoes"))
     with connection.cursor() as cursor:  # rows as migration 0010 finds them: the trigger off for this update
         cursor.execute("SET LOCAL session_replication_role = replica")
-        cursor.execute("UPDATE catalog_embedding SET category = NULL")
+        cursor.execute("UPDATE catalog_embedding SET category = NULL, attributes = NULL")
         cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+    red = ProductFilter(attributes=(("color", ("red",)),))
     assert not query._lookups(tenant.pk, MODEL, ["shoes"]).on_rows
     assert [h.product_id for h in search(tenant, q, category="shoes").hits] == [shoe.pk]
+    assert [h.product_id for h in search(tenant, q, product_filter=red).hits] == [shoe.pk]
 
     out = StringIO()
     call_command("fill_embedding_categories", "--tenant", tenant.slug, "--batch-size", "1", stdout=out)
-    assert "Filled the category of 2 vectors" in out.getvalue()
+    assert "Filled the category and attributes of 2 vectors" in out.getvalue()
     assert query._lookups(tenant.pk, MODEL, ["shoes"]).on_rows
     assert [h.product_id for h in search(tenant, q, category="shoes").hits] == [shoe.pk]
+    assert [h.product_id for h in search(tenant, q, product_filter=red).hits] == [shoe.pk]
     assert Embedding.objects.filter(tenant=other_tenant, category__isnull=True).count() == 1  # left alone
 
     out = StringIO()
     call_command("fill_embedding_categories", stdout=out)  # carries on with what is left
-    assert "Filled the category of 1 vectors" in out.getvalue()
+    assert "Filled the category and attributes of 1 vectors" in out.getvalue()
     assert sorted(Embedding.objects.values_list("category", flat=True)) == ["mugs", "shoes", "shoes"]
+    assert sorted(map(str, Embedding.objects.values_list("attributes", flat=True))) == ["{'color': 'red'}", "{}", "{}"]
+
+
+def test_the_attribute_filter_follows_the_product_as_it_changes(tenant, q):
+    shoe = ProductFactory(tenant=tenant, attributes={"color": "red", "price": 40})
+    add(tenant, near(q, 0.2, 1), shoe)
+    loose = add(tenant, near(q, 0.3, 2))
+    red = ProductFilter(attributes=(("color", ("red",)),))
+    cheap = filters.parse({"attributes": {"price": {"lt": 50}}})
+    assert [h.product_id for h in search(tenant, q, product_filter=red).hits] == [shoe.pk]
+    assert [h.product_id for h in search(tenant, q, product_filter=cheap).hits] == [shoe.pk]
+    shoe.attributes = {"color": "blue", "price": 60}
+    shoe.save()
+    assert search(tenant, q, product_filter=red).hits == search(tenant, q, product_filter=cheap).hits == []
+    other = ProductFactory(tenant=tenant, attributes={"color": "red"})
+    assert assign_product(loose.media_id, other)
+    assert [h.media_id for h in search(tenant, q, product_filter=red).hits] == [loose.media_id]
 
 
 def test_exclude_media(tenant, q):

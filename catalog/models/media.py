@@ -229,6 +229,9 @@ class Embedding(TenantOwned):
     # the product; NULL only on rows from before that migration, until
     # `manage.py fill_embedding_categories` fills them.
     category = models.CharField(max_length=100, null=True, blank=True, editable=False)  # noqa: DJ001 - NULL: not filled yet
+    # And its attributes ({} without a product), for a search's attribute
+    # range, kept by the same triggers (migration 0015); NULL: not filled yet.
+    attributes = models.JSONField(null=True, blank=True, editable=False)
     model_name = models.CharField(max_length=200)
     vector = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -247,7 +250,11 @@ class Embedding(TenantOwned):
             # A filter that keeps few of a tenant's rows is answered from these.
             models.Index(fields=["tenant", "category"], name="embedding_tenant_category"),
             # Which tenants still have rows to fill (empty once they are filled).
-            models.Index(fields=["tenant"], name="embedding_category_unfilled", condition=Q(category__isnull=True)),
+            models.Index(
+                fields=["tenant"],
+                name="embedding_fields_unfilled",
+                condition=Q(category__isnull=True) | Q(attributes__isnull=True),
+            ),
             # Throughput (embeddings per second) for /metrics.
             models.Index(fields=["created_at"], name="embedding_created_at"),
         ]
