@@ -35,6 +35,8 @@ class Box:
         if not _BOX.match(text):
             raise ValueError(BOX_REFUSED)
         x, y, width, height = (float(part) for part in text.split(","))
+        if x >= 1 or y >= 1:  # "0.99999999999999999" reads as 1.0: at the edge, no area left
+            raise ValueError(BOX_REFUSED)
         return cls(x, y, min(width, 1 - x), min(height, 1 - y))
 
     def crop(self, image: Image.Image) -> Image.Image:

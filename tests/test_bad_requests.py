@@ -285,7 +285,7 @@ def test_an_empty_form_field_is_refused_not_taken_as_left_out(api, clip):
         assert response.status_code == 400 and field in response.json()["error"]["detail"], field
 
 
-@pytest.mark.parametrize("page_size", ["abc", "0", "201", "-1", "null"])
+@pytest.mark.parametrize("page_size", ["abc", "0", "201", "-1", "null", "²"])
 def test_a_page_size_that_is_not_one_is_refused(api, page_size):
     response = api.get("/api/v1/products/", {"page_size": page_size})
     assert response.status_code == 400 and "page_size" in response.json()["error"]["detail"]

@@ -118,3 +118,13 @@ def test_keywords_never_find_another_tenants_products(api, shop, clip):
 def test_an_unknown_mode_is_refused(api, clip, mode):
     response = api.post(TEXT_URL, {"query": "shoe", "mode": mode}, format="json")
     assert response.status_code == 400 and error_code(response) == "validation_error"
+
+
+@pytest.mark.django_db
+def test_attributes_that_are_not_an_object_give_no_words_and_no_error(tenant):
+    from tests.factories import ProductFactory
+
+    for odd in ([1, "red"], "red", 42):
+        product = ProductFactory(tenant=tenant, title="Odd one", attributes=odd)
+        product.refresh_from_db()
+        assert product.attributes == odd

@@ -16,7 +16,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
         text = request.query_params.get(self.page_size_query_param)
         if text is None:
             return self.page_size
-        if not text.isdigit() or not 1 <= int(text) <= self.max_page_size:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= self.max_page_size:
             raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return int(text)
 

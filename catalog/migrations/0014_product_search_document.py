@@ -6,7 +6,9 @@ over it, built CONCURRENTLY (this migration is not atomic).
 The text configuration is `english` (lower case, English stems and stop
 words: "sneakers" finds "sneaker"), over text whose accents are folded by
 `stockmind_fold` (NFKD, then the combining marks dropped: "Café" is "cafe"),
-which keyword queries apply too. Django does not know the column (it is
+which keyword queries apply too. `lax $.*`: attributes that are not an
+object (the admin can store any JSON) give no words, not an error. Django
+does not know the column (it is
 read only by raw SQL), so it never writes it."""
 
 from django.db import migrations
@@ -23,7 +25,7 @@ ALTER TABLE catalog_product ADD COLUMN search_document tsvector GENERATED ALWAYS
     || setweight(to_tsvector('english'::regconfig, stockmind_fold(sku)), 'B')
     || setweight(to_tsvector('english'::regconfig, stockmind_fold(category)), 'C')
     || setweight(
-        to_tsvector('english'::regconfig, stockmind_fold(jsonb_path_query_array(attributes, 'strict $.*')::text)), 'D'
+        to_tsvector('english'::regconfig, stockmind_fold(jsonb_path_query_array(attributes, 'lax $.*')::text)), 'D'
     )
 ) STORED;
 """
