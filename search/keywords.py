@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from catalog.models import EMBEDDING_TABLE
 from config.replicas import reading_connection
@@ -141,23 +141,15 @@ def fuse(vector: Sequence[Hit], keyword: Sequence[Ranked]) -> list[Ranked]:
     entries: dict[int, Ranked] = {}
     scores: dict[int, float] = {}
     best_rank: dict[int, int] = {}
-    for hit_rank, hit in enumerate(vector[:FUSION_DEPTH], start=1):
+    for hit_rank, hit in enumerate(vector_ranked(vector[:FUSION_DEPTH]), start=1):
         key = _key(hit.product_id, hit.media_id)
-        entries[key] = Ranked(hit.media_id, hit.frame_id, hit.product_id, hit.score, (MATCHED_VECTOR,))
+        entries[key] = hit
         scores[key] = 1.0 / (RRF_K + hit_rank)
         best_rank[key] = hit_rank
     for match_rank, match in enumerate(keyword[:FUSION_DEPTH], start=1):
         key = _key(match.product_id, match.media_id)
-        if key in entries:
-            entries[key] = Ranked(
-                entries[key].media_id,
-                entries[key].frame_id,
-                entries[key].product_id,
-                entries[key].score,
-                (MATCHED_VECTOR, MATCHED_KEYWORD),
-            )
-        else:
-            entries[key] = match
+        both = key in entries
+        entries[key] = replace(entries[key], matched=(MATCHED_VECTOR, MATCHED_KEYWORD)) if both else match
         scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + match_rank)
         best_rank[key] = min(best_rank.get(key, match_rank), match_rank)
     fused = sorted(entries, key=lambda key: (-scores[key], best_rank[key], key))

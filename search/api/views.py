@@ -35,6 +35,10 @@ class SearchView(TenantAPIView):
     def respond(self, request: Request, found: service.SearchResponse) -> Response:
         return Response(SearchResponseSerializer(found, context={"request": request}).data)
 
+    def search(self, request: Request, vector, options: service.Options, kind: str) -> Response:
+        """The page nearest to `vector`, logged as a search of `kind`."""
+        return self.respond(request, service.search(self.tenant, vector, options, Logged(kind)))
+
 
 class ImageSearchView(SearchView):
     parser_classes = [MultiPartParser]
@@ -47,7 +51,7 @@ class ImageSearchView(SearchView):
         upload = params.validated_data["file"]
         vector = service.image_vector(upload, upload.size, params.validated_data.get("box"))
         options = SearchOptions.options(params.validated_data)
-        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.IMAGE)))
+        return self.search(request, vector, options, SearchLog.Kind.IMAGE)
 
 
 class TextSearchView(SearchView):
@@ -85,7 +89,7 @@ class SimilarSearchView(SearchView):
         media = get_object_or_404(self.get_queryset(), pk=media_id)
         vector = service.media_vector(media)
         options = SearchOptions.options(params.validated_data, exclude_media_ids=(media.pk,))
-        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.SIMILAR)))
+        return self.search(request, vector, options, SearchLog.Kind.SIMILAR)
 
 
 class RecommendView(SearchView):
@@ -108,7 +112,7 @@ class RecommendView(SearchView):
         products = {m.product_id for m in found.values() if m.product_id is not None}
         siblings = self.get_queryset().filter(product_id__in=products).values_list("pk", flat=True)
         options = SearchOptions.options(data, exclude_media_ids=tuple(set(ids) | set(siblings)))
-        return self.respond(request, service.search(self.tenant, vector, options, Logged(SearchLog.Kind.RECOMMEND)))
+        return self.search(request, vector, options, SearchLog.Kind.RECOMMEND)
 
 
 class FeedbackView(TenantAPIView):
