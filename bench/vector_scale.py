@@ -27,55 +27,39 @@ About 25 minutes on 2 cores with the defaults (the rows alone are 2.5 GB);
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import Latencies, drop_bench_database, median, percentile, set_up_django, use_bench_database
+from bench.common import drop_bench_database, median, set_up_django, use_bench_database
 from bench.report import Table, emit, verdict
 from bench.vector_search import (
-    FILTER_SHARES,
+    FILTERS,
     MODEL,
+    TARGET_ATTRIBUTE_P95_MS,
     TARGET_P95_MS,
     TARGET_RECALL,
+    Figures,
     _copy_vectors,
     _insert_tenant,
     cluster_centres,
     clustered,
     copy_rows,
     insert_ready_images,
-    plan,
+    measure_tenant,
     relation_mb,
+    search,
     sync_tenant_indexes,
     timed_hnsw_build,
 )
 
 K = 10
 BENCH_DB = "stockmind_bench_scale"
-# Search v2's attribute filters have a target of their own (issue 16).
-TARGET_ATTRIBUTE_P95_MS = 15.0
-
-
-@dataclass(frozen=True)
-class Filter:
-    label: str  # what it keeps of a tenant's products
-    wanted: dict | None  # the API's filter object
-    target_ms: float
-
-
-FILTERS = [
-    Filter("all", None, TARGET_P95_MS),
-    *(Filter(f"category {share:.0%}", {"category": name}, TARGET_P95_MS) for name, share in FILTER_SHARES.items()),
-    Filter("attribute 10%", {"attributes": {"band": "ten"}}, TARGET_ATTRIBUTE_P95_MS),
-    Filter("attribute 1%", {"attributes": {"band": "one"}}, TARGET_ATTRIBUTE_P95_MS),
-    Filter("price range 10%", {"attributes": {"price": {"lt": 100}}}, TARGET_ATTRIBUTE_P95_MS),
-]
 INSERT_BATCH = 16
 # The searching thread of the insert comparison starts a search this often,
 # beside either table: the same load on both.
@@ -129,58 +113,6 @@ def deciles(tenants: list[tuple[int, int]], per_decile: int) -> list[list[tuple[
         spots = np.unique(np.linspace(0, len(tenth) - 1, per_decile).round().astype(int))
         picked.append([ordered[tenth[spot]] for spot in spots])
     return picked
-
-
-@dataclass
-class Figures(Latencies):
-    """One decile and filter (or one plan's cell): each query's latency
-    (median of the repeats) and recall."""
-
-    latencies: list[float] = field(default_factory=list)
-    recalls: list[float] = field(default_factory=list)
-    strategies: set[str] = field(default_factory=set)
-    # Each tenant's vectors -> its p95 and the plans it took: where a decile's misses are.
-    by_tenant: dict[int, tuple[float, str]] = field(default_factory=dict)
-
-    @property
-    def recall(self) -> float:
-        return statistics.mean(self.recalls)
-
-
-def search(tenant_id: int, vector: np.ndarray, wanted: dict | None):
-    from search import filters, query
-
-    product_filter = filters.parse(wanted)
-    return query.nearest_products(
-        vector, tenant_id=tenant_id, model_name=MODEL, k=K, min_score=0.0, product_filter=product_filter
-    )
-
-
-def recall(found: set[int], exact: set[int]) -> float:
-    """The share of the exact scan's results found; 1.0 when neither finds any."""
-    return len(found & exact) / len(exact) if exact else float(not found)
-
-
-def measure_tenant(
-    tenant: tuple[int, int], queries: np.ndarray, wanted: dict | None, repeats: int, into: Figures
-) -> None:
-    tenant_id, vectors = tenant
-    with plan("exact"):
-        truth = [{hit.media_id for hit in search(tenant_id, vector, wanted).hits} for vector in queries]
-    for vector in queries[:3]:
-        search(tenant_id, vector, wanted)  # warm-up
-    runs: list[list] = [[] for _ in queries]
-    for _ in range(repeats):
-        for number, vector in enumerate(queries):
-            runs[number].append(search(tenant_id, vector, wanted))
-    latencies, strategies = [], set()
-    for found, exact in zip(runs, truth, strict=True):
-        latencies.append(median([one.took_ms for one in found]))
-        into.recalls.append(recall({hit.media_id for hit in found[0].hits}, exact))
-        strategies.add(found[0].strategy)
-    into.latencies += latencies
-    into.strategies |= strategies
-    into.by_tenant[vectors] = (percentile(latencies, 95), ", ".join(sorted(strategies)))
 
 
 def measure_deciles(picked: list[list[tuple[int, int]]], queries: np.ndarray, repeats: int) -> dict:
@@ -379,20 +311,18 @@ def disk_sizes() -> dict[str, float]:
 
     from catalog.models import EMBEDDING_TABLE
 
+    sizes = {"table_mb": relation_mb(EMBEDDING_TABLE, "pg_table_size"), "all_mb": relation_mb(EMBEDDING_TABLE)}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*), coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i"
-            " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
-            " WHERE indrelid = %s::regclass AND a.amname = 'hnsw'",
-            [EMBEDDING_TABLE],
-        )
-        count, hnsw_bytes = cursor.fetchone()
-    return {
-        "table_mb": relation_mb(EMBEDDING_TABLE, "pg_table_size"),
-        "hnsw_indexes": count,
-        "hnsw_mb": float(hnsw_bytes) / 2**20,
-        "all_mb": relation_mb(EMBEDDING_TABLE),
-    }
+        for method in ("hnsw", "gin"):
+            cursor.execute(
+                "SELECT count(*), coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
+                " WHERE indrelid = %s::regclass AND a.amname = %s",
+                [EMBEDDING_TABLE, method],
+            )
+            count, size = cursor.fetchone()
+            sizes[f"{method}_indexes"], sizes[f"{method}_mb"] = count, float(size) / 2**20
+    return sizes
 
 
 def parse_args():
@@ -528,11 +458,16 @@ def build_table(args, load_s, sync_s, builds, disk, sizes) -> Table:
     table.add("tenants under 1,000 vectors", sum(1 for size in sizes if size < 1000))
     table.add("largest tenant, vectors", sizes[-1])
     table.add("loading the rows (products, media, vectors), s", load_s)
-    table.add("tenants with an own index", len(builds))
+    from search.indexes import ATTRIBUTES_INDEX_PREFIX
+
+    hnsw = [seconds for name, seconds in builds.items() if not name.startswith(ATTRIBUTES_INDEX_PREFIX)]
+    table.add("tenants with their own indexes (HNSW, attributes GIN)", len(hnsw))
     table.add("building them (one sync), s", sync_s)
-    table.add("the largest one's build, s", max(builds.values(), default=0.0))
+    table.add("the largest HNSW build, s", max(hnsw, default=0.0))
+    table.add("the attributes GIN builds, s in all", sum(builds.values()) - sum(hnsw))
     table.add("table without indexes, MB", disk["table_mb"])
     table.add(f"{disk['hnsw_indexes']} HNSW indexes, MB", disk["hnsw_mb"])
+    table.add(f"{disk['gin_indexes']} GIN indexes (attributes), MB", disk["gin_mb"])
     table.add("table with every index, MB", disk["all_mb"])
     return table
 

@@ -16,7 +16,10 @@ pass:
 - the plan search/query.py chooses (the strategy column says which),
 
 with recall@10 against the exact scan. Each query runs `--repeats` times and
-counts with its median; p50 and p95 are over the queries. Then the exact scan
+counts with its median; p50 and p95 are over the queries. Then the same three
+tenants with Search v2's filters (a category, an attribute's value and a
+price range, each keeping 10% or 1% of a tenant's products: every image is a
+product of its own), recall@10 against an exact scan of the same filter. Then the exact scan
 with vectors in TOAST (pgvector's default) against in the row (migration
 search 0005), and the same searches at smaller totals (`--growth`, tenants
 scaled down alike) to show how cost grows. About 5 minutes on 2 cores.
@@ -150,8 +153,9 @@ def copy_columns(with_product: bool = False) -> list[str]:
 
 
 def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
-    """A tenant per size, each with that many ready images and their vectors:
-    [(tenant id, vectors)], smallest first."""
+    """A tenant per size, each with that many ready images, each of a
+    product of its own (categories and attributes: CATEGORY_OF_NUMBER,
+    ATTRIBUTES_OF_NUMBER), and their vectors: [(tenant id, vectors)], smallest first."""
     from django.db import connection
 
     from catalog.models import EMBEDDING_TABLE
@@ -164,12 +168,16 @@ def load(sizes: list[int], seed: int) -> list[tuple[int, int]]:
         # No HNSW index while the rows go in: each would take them one by one.
         for name in tenant_indexes.existing():
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
-        cursor.execute(f"TRUNCATE {EMBEDDING_TABLE}, catalog_media, catalog_tenant RESTART IDENTITY CASCADE")
+        cursor.execute(
+            f"TRUNCATE {EMBEDDING_TABLE}, catalog_media, catalog_product, catalog_tenant RESTART IDENTITY CASCADE"
+        )
         for number, size in enumerate(sizes):
-            tenant_id, media_ids, _ = _insert_tenant(cursor, number, size)
-            _copy_vectors(cursor, copy_rows(tenant_id, media_ids, clustered(rng, size, centres)))
+            tenant_id, media_ids, product_ids = _insert_tenant(cursor, number, size, with_products=True)
+            data = copy_rows(tenant_id, media_ids, clustered(rng, size, centres), product_ids)
+            _copy_vectors(cursor, data, with_product=True)
             tenants.append((tenant_id, size))
         cursor.execute(f"VACUUM ANALYZE {EMBEDDING_TABLE}")
+        cursor.execute("ANALYZE catalog_product")
     return tenants
 
 
@@ -184,6 +192,78 @@ ATTRIBUTES_OF_NUMBER = (
     "jsonb_build_object('band', CASE WHEN i %% 100 = 50 THEN 'one' WHEN i %% 10 = 3 THEN 'ten' ELSE 'other' END,"
     " 'price', (i * 7919) %% 1000)"
 )
+
+
+# Search v2's attribute filters have a target of their own (issue 16).
+TARGET_ATTRIBUTE_P95_MS = 15.0
+
+
+@dataclass(frozen=True)
+class Filter:
+    label: str  # what it keeps of a tenant's products
+    wanted: dict | None  # the API's filter object
+    target_ms: float
+
+
+FILTERS = [
+    Filter("all", None, TARGET_P95_MS),
+    *(Filter(f"category {share:.0%}", {"category": name}, TARGET_P95_MS) for name, share in FILTER_SHARES.items()),
+    Filter("attribute 10%", {"attributes": {"band": "ten"}}, TARGET_ATTRIBUTE_P95_MS),
+    Filter("attribute 1%", {"attributes": {"band": "one"}}, TARGET_ATTRIBUTE_P95_MS),
+    Filter("price range 10%", {"attributes": {"price": {"lt": 100}}}, TARGET_ATTRIBUTE_P95_MS),
+]
+
+
+@dataclass
+class Figures(Latencies):
+    """One decile and filter (or one plan's cell): each query's latency
+    (median of the repeats) and recall."""
+
+    latencies: list[float] = field(default_factory=list)
+    recalls: list[float] = field(default_factory=list)
+    strategies: set[str] = field(default_factory=set)
+    # Each tenant's vectors -> its p95 and the plans it took: where a decile's misses are.
+    by_tenant: dict[int, tuple[float, str]] = field(default_factory=dict)
+
+    @property
+    def recall(self) -> float:
+        return statistics.mean(self.recalls)
+
+
+def search(tenant_id: int, vector: np.ndarray, wanted: dict | None):
+    from search import filters, query
+
+    product_filter = filters.parse(wanted)
+    return query.nearest_products(
+        vector, tenant_id=tenant_id, model_name=MODEL, k=K, min_score=0.0, product_filter=product_filter
+    )
+
+
+def recall(found: set[int], exact: set[int]) -> float:
+    """The share of the exact scan's results found; 1.0 when neither finds any."""
+    return len(found & exact) / len(exact) if exact else float(not found)
+
+
+def measure_tenant(
+    tenant: tuple[int, int], queries: np.ndarray, wanted: dict | None, repeats: int, into: Figures
+) -> None:
+    tenant_id, vectors = tenant
+    with plan("exact"):
+        truth = [{hit.media_id for hit in search(tenant_id, vector, wanted).hits} for vector in queries]
+    for vector in queries[:3]:
+        search(tenant_id, vector, wanted)  # warm-up
+    runs: list[list] = [[] for _ in queries]
+    for _ in range(repeats):
+        for number, vector in enumerate(queries):
+            runs[number].append(search(tenant_id, vector, wanted))
+    latencies, strategies = [], set()
+    for found, exact in zip(runs, truth, strict=True):
+        latencies.append(median([one.took_ms for one in found]))
+        into.recalls.append(recall({hit.media_id for hit in found[0].hits}, exact))
+        strategies.add(found[0].strategy)
+    into.latencies += latencies
+    into.strategies |= strategies
+    into.by_tenant[vectors] = (percentile(latencies, 95), ", ".join(sorted(strategies)))
 
 
 def _insert_tenant(cursor, number: int, size: int, with_products: bool = False) -> tuple[int, np.ndarray, np.ndarray]:
@@ -502,6 +582,7 @@ def main() -> None:
 
     full, builds = full_stage(full_sizes, queries, args)
     emit(search_table(args, version, full))
+    emit(filtered_table(args, measure_filtered(full.tenants, queries, args.repeats)))
     measure_sizes(builds, full.tenants)
     emit(builds_table(args, full, builds))
     _, middle_id, middle_vectors = picked(full.tenants)[1]
@@ -520,6 +601,46 @@ def main() -> None:
 
 
 # --- the tables ---------------------------------------------------------------------
+
+
+def measure_filtered(tenants: list[tuple[int, int]], queries: np.ndarray, repeats: int) -> dict:
+    """Each filter on the smallest, the middle and the largest tenant: (label, filter label) -> Figures."""
+    results = {}
+    for label, tenant_id, vectors in picked(tenants):
+        for each in FILTERS:
+            figures = Figures()
+            measure_tenant((tenant_id, vectors), queries, each.wanted, repeats, figures)
+            results[label, each.label] = figures
+    return results
+
+
+def filtered_table(args, results: dict) -> Table:
+    table = Table(
+        key="vector",
+        title=f"Filtered vector search on the same {args.vectors:,} vectors (Search v2's filter), k={K}",
+        columns=["tenant", "vectors", "filter keeps", "plans", "p50 ms", "p95 ms", "recall@10", "p95", "recall"],
+    )
+    for (label, kept), figures in results.items():
+        [vectors] = figures.by_tenant
+        table.add(
+            label,
+            vectors,
+            kept,
+            ", ".join(sorted(figures.strategies)),
+            figures.p50,
+            figures.p95,
+            figures.recall,
+            verdict(figures.p95, next(f.target_ms for f in FILTERS if f.label == kept), at_least=False),
+            verdict(figures.recall, TARGET_RECALL, at_least=True),
+        )
+    table.notes.append(
+        f"ms through search/query.py nearest_products, {args.queries} queries each the median of {args.repeats} "
+        "runs; recall@10 against an exact scan with the same filter: a category, an attribute's value or a price "
+        "range keeping 10% or 1% of the tenant's products. Targets: p95 <= "
+        f"{TARGET_P95_MS:.0f} ms with no filter and a category (issue 15), <= {TARGET_ATTRIBUTE_P95_MS:.0f} ms with "
+        f"an attribute filter (issue 16), recall@10 >= {TARGET_RECALL}."
+    )
+    return table
 
 
 def search_table(args, version: str, stage: Stage) -> Table:

@@ -10,7 +10,8 @@ A filter that names any product field never matches media without a product.
 
 Attribute values compare as JSON: `{"size": 42}` matches the number 42, not the
 string "42". Equality and any-of are containment tests (`attributes @> ...`),
-which the products' GIN index answers; ranges apply to numbers only."""
+which a GIN index answers (a large tenant's over its rows' attributes, or
+the products'); ranges apply to numbers only."""
 
 from __future__ import annotations
 
@@ -147,39 +148,50 @@ def _attributes(data: Any) -> tuple[tuple[str, tuple[Scalar, ...] | Range], ...]
     return tuple(result)
 
 
-def sql(product_filter: ProductFilter, *, on_rows: bool) -> tuple[list[str], dict[str, Any]]:
-    """Conditions on the vector rows `e` (search/query.py) and their parameters,
-    for `%(tenant)s`'s products. The category and attribute ranges are checked
-    on the row when `on_rows` (every row carries its product's category and
-    attributes: catalog migrations 0010 and 0015), else through the product;
-    skus and attribute values through the product (its GIN index finds a
-    value; bench/README.md has what the rows' own GIN index measured)."""
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    if on_rows:
-        # Ranges on the row (no index finds them: read where the scan is);
-        # values through the products' GIN index, which finds a tenant's few.
-        ranges = tuple((name, value) for name, value in product_filter.attributes if isinstance(value, Range))
-        equal = tuple((name, value) for name, value in product_filter.attributes if not isinstance(value, Range))
-        on_row = ProductFilter(categories=product_filter.categories, attributes=ranges)
-        conditions, params = product_sql(on_row, alias="e")
-        if on_row:
-            conditions.append("e.product_id IS NOT NULL")
-        product_filter = ProductFilter(skus=product_filter.skus, attributes=equal)
-    product, values = product_sql(product_filter)
-    params.update(values)
-    if product:
-        conditions.append(
-            "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s AND "  # noqa: S608 - constants; values are parameters
-            + " AND ".join(product)
-            + ")"
-        )
+def sql(product_filter: ProductFilter, *, on_rows: bool, index_values: bool = True) -> tuple[list[str], dict[str, Any]]:
+    """Conditions on the vector rows `e` (search/query.py) of `%(tenant)s`,
+    and their parameters.
+
+    When `on_rows` (every row carries its product's category and attributes:
+    catalog migrations 0010 and 0015), the category and attributes are
+    checked on the row, a sku through the product; else everything through
+    the product (its GIN index finds a value). An attribute value on the row:
+    - `index_values`: as a containment test, which a large tenant's GIN index
+      over its rows' attributes answers (search/indexes.py), for a plan that
+      reads the rows the filter keeps;
+    - else as a call of the function behind it, which no index answers,
+      checked as an HNSW scan reads each row. The planner estimates that a
+      third of the rows pass it (as it does a range), and keeps the HNSW
+      index rather than sort every row the index finds (bench/README.md)."""
+    if not on_rows:
+        product, params = product_sql(product_filter)
+        return [_of_products(product)] if product else [], params
+    on_row = ProductFilter(categories=product_filter.categories, attributes=product_filter.attributes)
+    conditions, params = product_sql(on_row, alias="e", indexable=index_values)
+    if on_row:
+        conditions.append("e.product_id IS NOT NULL")
+    if product_filter.skus is not None:
+        product, values = product_sql(ProductFilter(skus=product_filter.skus))
+        conditions.append(_of_products(product))
+        params.update(values)
     return conditions, params
 
 
-def product_sql(product_filter: ProductFilter, alias: str = "p") -> tuple[list[str], dict[str, Any]]:
+def _of_products(conditions: list[str]) -> str:
+    return (
+        "e.product_id IN (SELECT p.id FROM catalog_product p WHERE p.tenant_id = %(tenant)s AND "  # noqa: S608 - constants; values are parameters
+        + " AND ".join(conditions)
+        + ")"
+    )
+
+
+def product_sql(
+    product_filter: ProductFilter, alias: str = "p", *, indexable: bool = True
+) -> tuple[list[str], dict[str, Any]]:
     """The filter's conditions on the rows `alias` (products, or vector rows,
-    which carry their product's category and attributes), and their parameters."""
+    which carry their product's category and attributes), and their
+    parameters. An attribute value is a containment test that a GIN index
+    answers, or when not `indexable` the same test as a function call (sql())."""
     product: list[str] = []
     params: dict[str, Any] = {}
     if product_filter.categories is not None:
@@ -203,7 +215,13 @@ def product_sql(product_filter: ProductFilter, alias: str = "p") -> tuple[list[s
         else:
             alternatives = []
             for index, wanted in enumerate(condition):
-                params[f"f_attr{number}_{index}"] = json.dumps({name: wanted})
-                alternatives.append(f"{alias}.attributes @> %(f_attr{number}_{index})s::jsonb")
+                key = f"f_attr{number}_{index}"
+                params[key] = json.dumps({name: wanted})
+                test = (
+                    "{0}.attributes @> %({1})s::jsonb"
+                    if indexable
+                    else "jsonb_contains({0}.attributes, %({1})s::jsonb)"
+                )
+                alternatives.append(test.format(alias, key))
             product.append("(" + " OR ".join(alternatives) + ")")
     return product, params

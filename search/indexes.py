@@ -1,8 +1,8 @@
-"""The HNSW indexes over the vectors: each large tenant's own
-(search/tenant_indexes.py; there is none over every tenant's, catalog
-migration 0011). Their names, the statements that build, rebuild and drop
-them, and running those statements outside a transaction, as CONCURRENTLY
-requires."""
+"""Each large tenant's own indexes over its vectors (search/tenant_indexes.py):
+an HNSW index (there is none over every tenant's, catalog migration 0011)
+and a GIN index over the rows' attributes. Their names, the statements that
+build, rebuild and drop them, and running those statements outside a
+transaction, as CONCURRENTLY requires."""
 
 from __future__ import annotations
 
@@ -30,15 +30,30 @@ TENANT_INDEX_EF_CONSTRUCTION = 128
 # use them. An index over `vector` itself counts as outdated and is rebuilt.
 TENANT_INDEX_EXPRESSION = f"(vector::halfvec({EMBEDDING_DIMENSIONS})) halfvec_cosine_ops"
 TENANT_INDEX_ORDER = f"e.vector::halfvec({EMBEDDING_DIMENSIONS}) <=> %(query)s::halfvec({EMBEDDING_DIMENSIONS})"
+# A large tenant's GIN index over its rows' attributes: a search's attribute
+# value (search/filters.py) finds the tenant's rows that have it without
+# reading the other tenants' (one index over every tenant's rows would hold
+# them all under the same key) or the tenant's other rows. Partial, as the
+# HNSW index is, so that the planner knows every row of it is the tenant's
+# (over all tenants' rows, it ANDs the tenant's btree entries to the value's,
+# reading the whole tenant: bench/README.md). `jsonb_path_ops` answers
+# containment (`@>`) only, from a hash of each value's whole path.
+ATTRIBUTES_INDEX_PREFIX = "embedding_attrs_t"
+ATTRIBUTES_INDEX_OPCLASS = "jsonb_path_ops"
 
 Progress = Callable[[str], None]
 
 
-def tenant_index_name(tenant_id: int, model_name: str) -> str:
-    """The name of the HNSW index over one tenant's vectors of one model: the
-    model is hashed, as a name may hold any characters and an index name only 63."""
+def tenant_index_name(tenant_id: int, model_name: str, prefix: str = TENANT_INDEX_PREFIX) -> str:
+    """The name of the HNSW index (or, by its prefix, the attributes index)
+    over one tenant's vectors of one model: the model is hashed, as a name
+    may hold any characters and an index name only 63."""
     digest = hashlib.sha256(model_name.encode()).hexdigest()[:8]
-    return f"{TENANT_INDEX_PREFIX}{tenant_id}_{digest}"
+    return f"{prefix}{tenant_id}_{digest}"
+
+
+def attributes_index_name(tenant_id: int, model_name: str) -> str:
+    return tenant_index_name(tenant_id, model_name, ATTRIBUTES_INDEX_PREFIX)
 
 
 def _quote(text: str) -> str:
@@ -51,6 +66,16 @@ def create_statement(name: str, m: int, ef_construction: int, *, tenant_id: int,
     return (
         f"CREATE INDEX CONCURRENTLY {name} ON {EMBEDDING_TABLE} USING hnsw ({TENANT_INDEX_EXPRESSION})"
         f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        f" WHERE tenant_id = {int(tenant_id)} AND model_name = {_quote(model_name)}"
+    )
+
+
+def create_attributes_statement(name: str, *, tenant_id: int, model_name: str) -> str:
+    """CREATE INDEX CONCURRENTLY of the GIN index named `name` over one
+    tenant's rows' attributes (ATTRIBUTES_INDEX_PREFIX), for `model_name`'s
+    rows as the tenant's HNSW index is."""
+    return (
+        f"CREATE INDEX CONCURRENTLY {name} ON {EMBEDDING_TABLE} USING gin (attributes {ATTRIBUTES_INDEX_OPCLASS})"
         f" WHERE tenant_id = {int(tenant_id)} AND model_name = {_quote(model_name)}"
     )
 

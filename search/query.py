@@ -10,7 +10,10 @@ catalog/vector_engine.py):
   are a large tenant's rows in a category that holds at most that many of
   them (read from the `(tenant, category)` index: for 1% of a 134,072-vector
   tenant, p95 3.2 ms against 7.1 ms through its HNSW index, which orders by
-  the halfvec distance, a cast per row);
+  the halfvec distance, a cast per row), or with an attribute value or a
+  sku that few of them have (read from the tenant's GIN index over its
+  rows' attributes, or through the products' skus, up to one row more than
+  few: more go to the HNSW scan, which checks the value on each row);
 - a large tenant whose own index is not built yet is scanned exactly too,
   slower but exact, and asks for its index to be built now rather than at the
   next beat sync (there is no index over every tenant's vectors: catalog
@@ -47,7 +50,7 @@ from config.queues import SYNC_TENANT_INDEXES_TASK, request_maintenance
 from config.replicas import reading_connection
 from search import filters
 from search.filters import ProductFilter
-from search.indexes import TENANT_INDEX_ORDER, tenant_index_name
+from search.indexes import TENANT_INDEX_ORDER, attributes_index_name, tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
 # 1,000 vectors on 2 cores, stored in the row) is as fast as a scan of an HNSW
@@ -109,16 +112,19 @@ def _filters(
     exclude_media_ids: Sequence[int],
     *,
     on_rows: bool = True,
+    index_values: bool = True,
 ):
     """The WHERE clause and its parameters. A filter's category and attributes
     are conditions on the row (its product's, catalog.Embedding.category and
     .attributes), which an index scan checks as it goes; through the product
     only while the tenant has rows from before those columns (`manage.py
-    fill_embedding_categories`). A sku goes through the product (search/filters.py)."""
+    fill_embedding_categories`). A sku goes through the product. An attribute
+    value in the form the rows' GIN index answers when `index_values`, else
+    in one that only an HNSW scan checks (search/filters.py)."""
     sql = ["e.tenant_id = %(tenant)s", "e.model_name = %(model)s"]
     params: dict = {"tenant": tenant_id, "model": model_name}
     if product_filter:
-        conditions, values = filters.sql(product_filter, on_rows=on_rows)
+        conditions, values = filters.sql(product_filter, on_rows=on_rows, index_values=index_values)
         sql += conditions
         params.update(values)
     if exclude_media_ids:
@@ -180,47 +186,46 @@ def _exact_rows(where: str, params: dict, fetch: int, scan_at_most: int | None) 
 class _Facts:
     own_index: bool  # the tenant's own HNSW index is built and usable
     halfvec: bool  # and it is over halfvec (search/indexes.py), not an older one over vector
+    attributes_index: bool  # the tenant's own GIN index over its rows' attributes is built
     on_rows: bool  # category and attribute filters can be checked on the rows: every one carries its product's
     few_in_filter: bool  # the category filter keeps at most EXACT_SCAN_MAX_VECTORS rows
 
 
 def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) -> _Facts:
     """What the plan depends on, in one round trip (about half a millisecond):
-    the tenant's own index (search/tenant_indexes.py) and its operator class
-    (an index from before the halfvec release serves until the sync rebuilds
-    it), whether its rows all carry their product's category and attributes
-    (a look into an index that is empty once they do), and whether the filter's categories hold few
-    of them (counted in the `(tenant, category)` index, up to one more than few)."""
+    the tenant's own indexes (search/tenant_indexes.py) and its HNSW index's
+    operator class (an index from before the halfvec release serves until the
+    sync rebuilds it), whether its rows all carry their product's category
+    and attributes (a look into an index that is empty once they do), and
+    whether the filter's categories hold few of them (counted in the
+    `(tenant, category)` index, up to one more than few)."""
     with reading_connection().cursor() as cursor:
         # The table's name is a constant.
         sql = (
-            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', NOT EXISTS"  # noqa: S608
+            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', a.indisvalid, NOT EXISTS"  # noqa: S608
             f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
             " AND (category IS NULL OR attributes IS NULL)),"
             f" (SELECT count(*) FROM (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
             " AND category = ANY(%(categories)s) LIMIT %(few)s + 1) AS kept) <= %(few)s"
             " FROM (SELECT 1) AS one LEFT JOIN pg_index i ON i.indexrelid = to_regclass(%(index)s)"
             " LEFT JOIN pg_opclass o ON o.oid = i.indclass[0]"
+            " LEFT JOIN pg_index a ON a.indexrelid = to_regclass(%(attributes_index)s)"
         )
-        names = {"tenant": tenant_id, "categories": list(categories) if categories else None}
-        cursor.execute(sql, {**names, "few": EXACT_SCAN_MAX_VECTORS, "index": tenant_index_name(tenant_id, model_name)})
-        valid, halfvec, on_rows, few = cursor.fetchone()
+        names = {
+            "tenant": tenant_id,
+            "categories": list(categories) if categories else None,
+            "index": tenant_index_name(tenant_id, model_name),
+            "attributes_index": attributes_index_name(tenant_id, model_name),
+        }
+        cursor.execute(sql, {**names, "few": EXACT_SCAN_MAX_VECTORS})
+        valid, halfvec, attributes_valid, on_rows, few = cursor.fetchone()
     return _Facts(
         own_index=bool(valid),
         halfvec=bool(halfvec),
+        attributes_index=bool(attributes_valid),
         on_rows=bool(on_rows),
         few_in_filter=bool(categories) and bool(on_rows) and bool(few),
     )
-
-
-def _few_filtered(where: str, params: dict) -> bool:
-    """Whether the rows a filter keeps are few (at most EXACT_SCAN_MAX_VECTORS):
-    for a filter naming a sku or an attribute's value, whose rows an index
-    finds (the products' sku, the GIN index on the rows' attributes)."""
-    sql = f"SELECT count(*) <= %(few)s FROM (SELECT 1 FROM {EMBEDDING_TABLE} e WHERE {where} LIMIT %(few)s + 1) AS kept"  # noqa: S608
-    with reading_connection().cursor() as cursor:
-        cursor.execute(sql, {**params, "few": EXACT_SCAN_MAX_VECTORS})
-        return bool(cursor.fetchone()[0])
 
 
 def _indexed(where: str, params: dict, fetch: int, ef_search: int, *, halfvec: bool) -> list[tuple]:
@@ -296,8 +301,9 @@ def _exact_plan(
     """The rows the filter keeps, compared one by one: a small tenant's, or a
     large tenant's few in a category, by float32 distance (its own index
     would also be read in order of the halfvec one, a cast per row), or all
-    of a large tenant's whose own index is not built yet. None: more rows than
-    counted a moment ago, for its own index to answer."""
+    of a large tenant's whose own index is not built yet. None: the filter
+    keeps more than few of a large tenant's rows (counted a moment ago for a
+    category, read here for a value or a sku), for its own index to answer."""
     exact_rows, scanned = _exact_rows(where, params, fetch, EXACT_SCAN_MAX_VECTORS + 1)
     strategy = "exact"
     if scanned > EXACT_SCAN_MAX_VECTORS:
@@ -354,20 +360,31 @@ def rank_products(
     facts = _lookups(tenant_id, model_name, product_filter.categories)
     where, params = _filters(tenant_id, model_name, product_filter, exclude_media_ids, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
-    if facts.own_index and product_filter.indexed and not facts.few_in_filter:  # few already: fewer still
-        facts = replace(facts, few_in_filter=_few_filtered(where, params))
+    if facts.own_index and product_filter.attributes and not facts.attributes_index:
+        # Its attribute filters read every row of the tenant until the sync builds that index.
+        request_maintenance(SYNC_TENANT_INDEXES_TASK, tenant_id, every_s=INDEX_REQUEST_EVERY_S)
 
     fetch = depth * HITS_PER_PRODUCT
     # The page size's, not the depth's: every page reads the same stream.
     ef_search = min(HNSW_EF_SEARCH_RANGE[1], max(tenant_settings.hnsw_ef_search, page_size * HITS_PER_PRODUCT))
     rows = None  # raw rows of an index scan, when one was used
     exact = None
-    if not facts.own_index or facts.few_in_filter:
+    # A filter an index finds (a sku, an attribute's value) is first read
+    # from that index, up to one row more than few: few are compared exactly
+    # at once, more are left to the HNSW scan.
+    if not facts.own_index or facts.few_in_filter or product_filter.indexed:
         exact = _exact_plan(where, params, fetch, depth, max_distance, indexed=facts.own_index, tenant_id=tenant_id)
     if exact is not None:
         hits, strategy = exact
     else:
-        rows, hits = _indexed_products(where, params, fetch, depth, max_distance, ef_search, halfvec=facts.halfvec)
+        # The same rows, their attribute values in a form only the scan checks (search/filters.py).
+        scan_where, scan_params = _filters(
+            tenant_id, model_name, product_filter, exclude_media_ids, on_rows=facts.on_rows, index_values=False
+        )
+        scan_params["query"] = params["query"]
+        rows, hits = _indexed_products(
+            scan_where, scan_params, fetch, depth, max_distance, ef_search, halfvec=facts.halfvec
+        )
         strategy = "hnsw-tenant"
     if _may_have_missed(hits, rows, depth, max_distance):
         hits, strategy = _exact(where, params, depth, max_distance), "exact-fallback"

@@ -1,5 +1,6 @@
 """One HNSW index per large tenant: a partial index over that tenant's vectors
-of the model searches read.
+of the model searches read; and beside it a GIN index over the same rows'
+attributes (search/indexes.py), for its attribute filters.
 
 An index over every tenant's vectors would make an iterative scan filtered by
 tenant walk past the other tenants' neighbours (a tenant with 1% of the table
@@ -34,7 +35,14 @@ from django.db import connection
 from catalog.models import EMBEDDING_TABLE
 from media_pipeline.embedder import current_model_name
 from search import indexes, query
-from search.indexes import TENANT_INDEX_EF_CONSTRUCTION, TENANT_INDEX_M, TENANT_INDEX_PREFIX, tenant_index_name
+from search.indexes import (
+    ATTRIBUTES_INDEX_OPCLASS,
+    ATTRIBUTES_INDEX_PREFIX,
+    TENANT_INDEX_EF_CONSTRUCTION,
+    TENANT_INDEX_M,
+    TENANT_INDEX_PREFIX,
+    tenant_index_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ KEEP_ABOVE_SHARE_OF_EXACT_MAX = 0.5
 ADVISORY_LOCK_KEY = 0x57_0C_1D_E5
 
 Progress = Callable[[str], None]
+# The kinds of index each large tenant has: their name prefixes.
+KINDS = (TENANT_INDEX_PREFIX, ATTRIBUTES_INDEX_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class TenantIndex:
     model_name: str
     vectors: int
     replaces: bool = False  # an invalid or outdated index of that name, until this one is built
+    kind: str = TENANT_INDEX_PREFIX  # one of KINDS
 
 
 @dataclass
@@ -75,22 +86,29 @@ class SyncResult:
 
 
 def existing() -> dict[str, bool]:
-    """The tenant indexes on the embedding table, each with whether it can stay:
-    valid (a CONCURRENTLY build that failed leaves an invalid index behind) and
-    built with the current parameters and over halfvec (an index from before
-    is rebuilt by the next sync: that is the whole migration)."""
+    """The tenant indexes on the embedding table (both kinds), each with
+    whether it can stay: valid (a CONCURRENTLY build that failed leaves an
+    invalid index behind) and built as this release builds it, an HNSW one
+    with the current parameters and over halfvec (an index from before is
+    rebuilt by the next sync: that is the whole migration)."""
     current = {f"m={TENANT_INDEX_M}", f"ef_construction={TENANT_INDEX_EF_CONSTRUCTION}"}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, i.indisvalid, c.reloptions, o.opcname = 'halfvec_cosine_ops'"
+            "SELECT c.relname, i.indisvalid, c.reloptions, o.opcname"
             " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_opclass o ON o.oid = i.indclass[0]"
-            " WHERE i.indrelid = %s::regclass AND c.relname LIKE %s",
-            [EMBEDDING_TABLE, TENANT_INDEX_PREFIX.replace("_", r"\_") + "%"],
+            " WHERE i.indrelid = %s::regclass AND c.relname LIKE ANY(%s)",
+            [EMBEDDING_TABLE, [prefix.replace("_", r"\_") + "%" for prefix in KINDS]],
         )
-        return {
-            name: valid and set(options or []) == current and halfvec
-            for name, valid, options, halfvec in cursor.fetchall()
-        }
+        rows = cursor.fetchall()
+    return {
+        name: valid
+        and (
+            set(options or []) == current and opclass == "halfvec_cosine_ops"
+            if name.startswith(TENANT_INDEX_PREFIX)
+            else opclass == ATTRIBUTES_INDEX_OPCLASS
+        )
+        for name, valid, options, opclass in rows
+    }
 
 
 def _keep_from() -> int:
@@ -117,14 +135,20 @@ def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> 
     counts = _vector_counts(model_names, tenant_id)
     usable = existing()
     if tenant_id is not None:
-        usable = {name: ok for name, ok in usable.items() if name.startswith(f"{TENANT_INDEX_PREFIX}{tenant_id}_")}
-    keep = {tenant_index_name(tenant, model): (tenant, model, count) for (tenant, model), count in counts.items()}
+        usable = {
+            name: ok for name, ok in usable.items() if any(name.startswith(f"{kind}{tenant_id}_") for kind in KINDS)
+        }
+    keep = {
+        tenant_index_name(tenant, model, kind): (tenant, model, count, kind)
+        for (tenant, model), count in counts.items()
+        for kind in KINDS
+    }
     result = SyncPlan()
-    for name, (tenant, model, count) in sorted(keep.items(), key=lambda item: item[1][2]):
+    for name, (tenant, model, count, kind) in sorted(keep.items(), key=lambda item: item[1][2]):
         if usable.get(name):
             result.kept += 1
         elif count > query.EXACT_SCAN_MAX_VECTORS:
-            result.create.append(TenantIndex(name, tenant, model, count, replaces=name in usable))
+            result.create.append(TenantIndex(name, tenant, model, count, replaces=name in usable, kind=kind))
     rebuilt = {index.name for index in result.create}
     result.drop = sorted(name for name in usable if name not in rebuilt and not (name in keep and usable[name]))
     return result
@@ -144,6 +168,8 @@ def build_statements(index: TenantIndex) -> list[str]:
     no tenant index's)."""
 
     def create(name: str) -> str:
+        if index.kind == ATTRIBUTES_INDEX_PREFIX:
+            return indexes.create_attributes_statement(name, tenant_id=index.tenant_id, model_name=index.model_name)
         return indexes.create_statement(
             name, TENANT_INDEX_M, TENANT_INDEX_EF_CONSTRUCTION, tenant_id=index.tenant_id, model_name=index.model_name
         )
@@ -226,7 +252,8 @@ def sync(
 def own_indexes(tenant_id: int | None = None) -> list[str]:
     """The tenant indexes that exist now (of one tenant, or all), by the names
     searches look for: not a replacement being built or a leftover."""
-    pattern = re.compile(rf"{TENANT_INDEX_PREFIX}{tenant_id if tenant_id is not None else '[0-9]+'}_[0-9a-f]{{8}}")
+    kinds = "|".join(KINDS)
+    pattern = re.compile(rf"({kinds}){tenant_id if tenant_id is not None else '[0-9]+'}_[0-9a-f]{{8}}")
     return [name for name in sorted(existing()) if pattern.fullmatch(name)]
 
 

@@ -13,9 +13,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
-from catalog.models import Embedding, Media
-from search import filters, query, tenant_indexes
+from catalog.models import Embedding, Media, Product
+from search import filters, indexes, query, tenant_indexes
 from search.filters import FilterError, ProductFilter
+from search.indexes import attributes_index_name, tenant_index_name
 from tests import media_files
 from tests.conftest import error_code
 from tests.factories import EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory
@@ -273,35 +274,72 @@ def test_a_bad_filter_is_400_naming_it(api, clip, fields, field, names):
     assert list(detail) == [field] and names in str(detail[field]), detail
 
 
-@pytest.mark.django_db
-def test_an_attribute_value_reads_the_products_gin_index_and_a_range_the_row(tenant):
-    from catalog.models import Product
-    from tests.catalogs import bulk_catalog
+def plan_of(sql: str, params: dict) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
 
-    rng = np.random.default_rng(3)
-    bulk_catalog(tenant, rng.standard_normal((3000, DIM)).astype(np.float32), model_name=MODEL)
-    Product.objects.filter(tenant=tenant).update(attributes={"color": "blue"})
-    Product.objects.filter(tenant=tenant, sku=f"{tenant.slug}-7").update(attributes={"color": "rare"})
-    rare = filters.parse({"attributes": {"color": "rare"}})
 
-    def plan(sql: str, params: dict) -> str:
+def test_a_large_tenants_attribute_values_are_read_from_its_own_gin_index(transactional_db, monkeypatch):
+    monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)  # 660 vectors make a large tenant
+    tenant, other = TenantFactory(slug="big"), TenantFactory(slug="other")
+    rows = catalog(tenant, 600, seed=11)
+    catalog(other, 150, seed=12)
+    # Two products of big and one of the other tenant have a value no other
+    # product has; the other tenant's vector is the query itself.
+    rare = {"attributes": {"color": "rare"}}
+    Product.objects.filter(sku__in=["big-7", "big-8", "other-7"]).update(attributes={"color": "rare"})
+    vector = clustered(1, seed=13)[0]
+    Embedding.objects.filter(product__sku="other-7").update(vector=vector.tolist())
+    try:
+        tenant_indexes.sync(model_names=[MODEL])
+        gin = attributes_index_name(tenant.pk, MODEL)
+        assert {tenant_index_name(tenant.pk, MODEL), gin} <= set(tenant_indexes.own_indexes(tenant.pk))
+
+        # A value few rows have: read from the tenant's GIN index, compared exactly.
+        where, params = query._filters(tenant.pk, MODEL, filters.parse(rare), ())
+        assert gin in plan_of(f"SELECT 1 FROM catalog_embedding e WHERE {where} LIMIT 101", params)  # noqa: S608
+        found = query.nearest_products(
+            vector, tenant_id=tenant.pk, model_name=MODEL, min_score=-1.0, product_filter=filters.parse(rare)
+        )
+        assert found.strategy == "exact"
+        assert sorted(hit.product_id for hit in found.hits) == sorted(
+            Product.objects.filter(sku__in=["big-7", "big-8"]).values_list("pk", flat=True)
+        )
+
+        # A value many have: the HNSW scan checks it on each row, in a form
+        # no index answers (else the planner may sort all the rows the GIN finds).
+        common = {"attributes": {"color": "red"}}
+        found = searched(tenant, vector, common)
+        assert found.strategy == "hnsw-tenant"
+        assert [hit.media_id for hit in found.hits][:5] == exact_filtered(rows, vector, common)[:5]
+        scan, params = query._filters(tenant.pk, MODEL, filters.parse(common), (), index_values=False)
+        assert "jsonb_contains(e.attributes" in scan
+        plan = plan_of(
+            f"SELECT 1 FROM catalog_embedding e WHERE {scan} ORDER BY {indexes.TENANT_INDEX_ORDER} LIMIT 40",  # noqa: S608
+            {**params, "query": query.vector_literal(vector)},
+        )
+        assert gin not in plan  # (with a few hundred rows, PostgreSQL sorts them rather than scan HNSW)
+
+        # A range is read on the row (it carries its product's attributes).
+        conditions, _ = filters.sql(filters.parse({"attributes": {"price": {"lt": 5}}}), on_rows=True)
+        assert "e.attributes -> " in conditions[0] and "catalog_product" not in " ".join(conditions)
+    finally:
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE catalog_product")
-            cursor.execute("ANALYZE catalog_embedding")
-            cursor.execute(f"EXPLAIN {sql}", {**params, "tenant": tenant.pk, "model": MODEL})
-            return "\n".join(row[0] for row in cursor.fetchall())
+            for name in tenant_indexes.existing():
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
-    # A value goes through the products' GIN index, on the rows or not.
-    for on_rows in (True, False):
-        [condition, *_], params = filters.sql(rare, on_rows=on_rows)
-        products = condition.removeprefix("e.product_id IN (").removesuffix(")")  # the tenant's products it keeps
-        assert "product_attributes_gin" in plan(products, params), on_rows
-    # A range is read on the row (it carries its product's attributes).
-    conditions, _ = filters.sql(filters.parse({"attributes": {"price": {"lt": 5}}}), on_rows=True)
-    assert "e.attributes -> " in conditions[0] and "catalog_product" not in " ".join(conditions)
-    kept = query.nearest_products(
-        rng.standard_normal(DIM), tenant_id=tenant.pk, model_name=MODEL, min_score=-1.0, product_filter=rare
-    )
-    assert [hit.product_id for hit in kept.hits] == list(
-        Product.objects.filter(sku=f"{tenant.slug}-7").values_list("pk", flat=True)
-    )
+
+@pytest.mark.django_db
+def test_a_vector_rows_category_and_attributes_are_kept_in_the_row(tenant):
+    """Not moved to TOAST beside the 2 kB vector (catalog migration 0016):
+    a filter reads them on the row's own page."""
+    product = ProductFactory(tenant=tenant, category="c" * 100, attributes={"about": "x" * 500, "color": "red"})
+    EmbeddingFactory(media=MediaFactory(tenant=tenant, product=product), model_name=MODEL)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_toast_chunk_id(category), pg_column_toast_chunk_id(attributes), attributes->>'color'"
+            " FROM catalog_embedding WHERE product_id = %s",
+            [product.pk],
+        )
+        assert cursor.fetchall() == [(None, None, "red")]

@@ -234,3 +234,33 @@ def test_the_server_pgvector_version_is_read_at_run_time():
 
     assert pgvector_version() >= MIN_PGVECTOR  # the embedded server's: the one production needs
     assert pgvector_problem() is None
+
+
+@pytest.mark.django_db
+def test_the_fill_command_moves_attributes_stored_out_of_the_row_back_into_it(tenant):
+    """Rows written before catalog migration 0016 kept a long category or
+    attributes in TOAST; the command writes them again, in the row."""
+    product = ProductFactory(tenant=tenant, category="shoes", attributes={"about": "x" * 300, "color": "red"})
+
+    def out_of_row() -> list[bool]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_column_toast_chunk_id(attributes) IS NOT NULL FROM catalog_embedding")
+            return [row[0] for row in cursor.fetchall()]
+
+    with connection.cursor() as cursor:  # as the release before stored them
+        cursor.execute("ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE EXTENDED")
+    add(tenant, np.ones(DIM, dtype=np.float32), product)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check pending at the ALTER
+        cursor.execute("ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE MAIN")
+    add(tenant, -np.ones(DIM, dtype=np.float32), product)
+    assert sorted(out_of_row()) == [False, True]
+
+    out = StringIO()
+    call_command("fill_embedding_categories", "--dry-run", stdout=out)
+    assert "1 vectors have no category or attributes yet, or keep them out of the row" in out.getvalue()
+    call_command("fill_embedding_categories", stdout=out)
+    assert "Filled the category and attributes of 1 vectors" in out.getvalue()
+    assert out_of_row() == [False, False]
+    red = ProductFilter(attributes=(("color", ("red",)),))
+    assert len(search(tenant, np.ones(DIM), product_filter=red).hits) == 1  # one product

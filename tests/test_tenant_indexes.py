@@ -1,4 +1,5 @@
-"""Each large tenant's own HNSW index: built and dropped by search/tenant_indexes.py
+"""Each large tenant's own HNSW index (and GIN index over its rows'
+attributes): built and dropped by search/tenant_indexes.py
 (beat task, `reindex`), used by the search query, never leaking other tenants.
 
 Indexes are built CONCURRENTLY, which needs autocommit: these tests use
@@ -14,7 +15,7 @@ from catalog.models import Embedding, Media
 from config.queues import QUEUE_MAINTENANCE, SYNC_TENANT_INDEXES_TASK
 from search import indexes, query, tenant_indexes
 from search.filters import ProductFilter
-from search.indexes import tenant_index_name
+from search.indexes import attributes_index_name, tenant_index_name
 from search.tasks import sync_tenant_indexes
 from tests.factories import MediaFactory, ProductFactory, TenantFactory
 
@@ -33,6 +34,11 @@ def tenants(transactional_db, monkeypatch):
     with connection.cursor() as cursor:
         for name in tenant_indexes.existing():
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def own(tenant, model: str = MODEL) -> list[str]:
+    """The names of a tenant's own indexes: its HNSW index, and its GIN index over its rows' attributes."""
+    return [tenant_index_name(tenant.pk, model), attributes_index_name(tenant.pk, model)]
 
 
 def clustered(count: int, seed: int) -> np.ndarray:
@@ -94,8 +100,8 @@ def test_a_large_tenant_gets_its_own_index_which_its_searches_use(tenants):
 
     result = tenant_indexes.sync(model_names=[MODEL])
 
-    assert result.created == [name] and result.dropped == []
-    assert set(tenant_indexes.existing()) == {name}
+    assert result.created == own(big) and result.dropped == []
+    assert set(tenant_indexes.existing()) == set(own(big))
     vector = clustered(1, seed=3)[0]
     assert f"Index Scan using {name}" in plan_of_search(big, vector)
     found = search(big, vector)
@@ -103,7 +109,7 @@ def test_a_large_tenant_gets_its_own_index_which_its_searches_use(tenants):
     assert search(small, vector).strategy == "exact"
     # A second run has nothing to do.
     again = tenant_indexes.sync(model_names=[MODEL])
-    assert again.created == again.dropped == [] and again.kept == 1
+    assert again.created == again.dropped == [] and again.kept == 2
 
 
 def test_a_category_with_few_of_a_large_tenants_rows_is_scanned_exactly(tenants):
@@ -113,7 +119,7 @@ def test_a_category_with_few_of_a_large_tenants_rows_is_scanned_exactly(tenants)
     vectors = clustered(len(rare) + len(common), seed=13)
     add_vectors(big, vectors, products=rare + common)
     tenant_indexes.sync(model_names=[MODEL])
-    assert tenant_indexes.existing() == {tenant_index_name(big.pk, MODEL): True}
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
 
     for category, strategy in [("rare", "exact"), ("common", "hnsw-tenant"), (None, "hnsw-tenant")]:
         for vector in clustered(3, seed=14):
@@ -137,7 +143,7 @@ def test_searches_through_a_tenant_index_keep_recall_and_never_see_other_tenants
     # The other tenant's vectors are the queries themselves: nearer than any of big's.
     add_vectors(other, np.repeat(queries, 20, axis=0))
     tenant_indexes.sync(model_names=[MODEL])
-    assert set(tenant_indexes.existing()) == {tenant_index_name(big.pk, MODEL), tenant_index_name(other.pk, MODEL)}
+    assert set(tenant_indexes.existing()) == {*own(big), *own(other)}
 
     recalls = []
     for vector in queries:
@@ -154,15 +160,15 @@ def test_obsolete_indexes_are_dropped(tenants):
     vectors = add_vectors(big, clustered(150, seed=6))
     add_vectors(small, clustered(150, seed=7), model="old-model")
     tenant_indexes.sync(model_names=[MODEL, "old-model"])
-    assert len(tenant_indexes.existing()) == 2
+    assert len(tenant_indexes.existing()) == 4
 
-    # big shrinks, but not below half the threshold: it keeps its index.
+    # big shrinks, but not below half the threshold: it keeps its indexes.
     Embedding.objects.filter(pk__in=[e.pk for e in vectors[:90]]).delete()
-    assert tenant_indexes.sync(model_names=[MODEL]).dropped == [tenant_index_name(small.pk, "old-model")]
-    assert set(tenant_indexes.existing()) == {tenant_index_name(big.pk, MODEL)}
+    assert tenant_indexes.sync(model_names=[MODEL]).dropped == sorted(own(small, "old-model"))
+    assert set(tenant_indexes.existing()) == set(own(big))
     # Below half: dropped; its searches go back to the exact scan.
     Embedding.objects.filter(pk__in=[e.pk for e in vectors[90:120]]).delete()
-    assert tenant_indexes.sync(model_names=[MODEL]).dropped == [tenant_index_name(big.pk, MODEL)]
+    assert tenant_indexes.sync(model_names=[MODEL]).dropped == sorted(own(big))
     assert tenant_indexes.existing() == {}
     assert search(big, clustered(1, seed=8)[0]).strategy == "exact"
 
@@ -183,7 +189,7 @@ def test_an_index_left_invalid_by_an_interrupted_build_is_rebuilt(tenants):
     todo = tenant_indexes.plan(model_names=[MODEL])
     assert todo.drop == [leftover] and [(index.name, index.replaces) for index in todo.create] == [(name, True)]
     tenant_indexes.sync(model_names=[MODEL])
-    assert tenant_indexes.existing() == {name: True}
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
 
 
 def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenants):
@@ -200,10 +206,14 @@ def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenan
     assert f"Index Scan using {name}" in plan_of_search(big, vectors[3])
     assert search(big, vectors[3]).hits[0].media_id == exact_top(big, vectors[3])[0]
 
-    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [(name, True)]
+    gin = attributes_index_name(big.pk, MODEL)
+    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [
+        (name, True),
+        (gin, False),
+    ]
     # The new one is built beside it, then takes its name: the old one serves meanwhile.
     steps = tenant_indexes.statements(tenant_indexes.plan(model_names=[MODEL]))
-    assert [step.split(" ON ")[0] for step in steps] == [
+    assert [step.split(" ON ")[0] for step in steps if gin not in step] == [
         f"DROP INDEX CONCURRENTLY IF EXISTS {name}_new",
         f"DROP INDEX CONCURRENTLY IF EXISTS {name}_old",
         f"CREATE INDEX CONCURRENTLY {name}_new",
@@ -211,7 +221,7 @@ def test_an_index_over_float32_vectors_from_before_is_rebuilt_over_halfvec(tenan
         f"DROP INDEX CONCURRENTLY IF EXISTS {name}_old",
     ]
     tenant_indexes.sync(model_names=[MODEL])
-    assert tenant_indexes.existing() == {name: True}
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [name])
         assert "halfvec_cosine_ops" in cursor.fetchone()[0]
@@ -227,20 +237,20 @@ def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, setti
     name = tenant_index_name(big.pk, MODEL)
 
     out = run("reindex", "--dry-run")
-    assert f"CREATE INDEX CONCURRENTLY {name}" in out and "1 to build" in out
+    assert f"CREATE INDEX CONCURRENTLY {name}" in out and "2 to build" in out
     assert tenant_indexes.existing() == {}
 
-    assert sync_tenant_indexes.apply().get() == {"created": [name], "dropped": [], "kept": 0, "skipped": False}
+    assert sync_tenant_indexes.apply().get() == {"created": own(big), "dropped": [], "kept": 0, "skipped": False}
 
     out = run("reindex", "--dry-run")
-    assert "REINDEX" not in out and "0 to build, 0 to drop, 1 kept" in out
+    assert "REINDEX" not in out and "0 to build, 0 to drop, 2 kept" in out
     assert f"REINDEX INDEX CONCURRENTLY {name};" in run("reindex", "--rebuild", "--tenant", "big", "--dry-run")
     assert "REINDEX" not in run("reindex", "--rebuild", "--tenant", "small", "--dry-run")
     oid = index_oid(name)
     out = run("reindex", "--rebuild", "--tenant", "big")
-    assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 1 kept, the kept ones rebuilt" in out
-    assert index_oid(name) != oid and tenant_indexes.existing() == {name: True}  # a new build in its place
-    assert "0 built, 0 dropped, 1 kept." in run("reindex")
+    assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 2 kept, the kept ones rebuilt" in out
+    assert index_oid(name) != oid and tenant_indexes.existing() == dict.fromkeys(own(big), True)  # new builds
+    assert "0 built, 0 dropped, 2 kept." in run("reindex")
 
 
 def index_oid(name: str) -> int:
@@ -272,7 +282,7 @@ def test_a_large_tenant_without_its_own_index_yet_is_scanned_exactly_and_asks_fo
     assert sync_requests(broker) == [[big.pk]]  # once, not once a search
 
     sync_tenant_indexes.apply(args=sync_requests(broker)[0]).get()  # as a worker runs it
-    assert list(tenant_indexes.existing()) == [tenant_index_name(big.pk, MODEL)]  # that tenant's only
+    assert set(tenant_indexes.existing()) == set(own(big))  # that tenant's only
     found = search(big, queries[0])
     assert found.strategy == "hnsw-tenant" and found.hits[0].media_id == exact_top(big, queries[0])[0]
 
@@ -308,3 +318,30 @@ def run(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_a_large_tenant_missing_its_attributes_index_still_filters_and_asks_for_it(tenants, broker, settings):
+    from django.core.cache import cache
+
+    big, _ = tenants
+    settings.CLIP_MODEL = MODEL
+    products = [ProductFactory(tenant=big, attributes={"band": "rare" if n < 5 else "other"}) for n in range(200)]
+    add_vectors(big, clustered(200, seed=21), products=products)
+    tenant_indexes.sync(model_names=[MODEL])
+    with connection.cursor() as cursor:
+        cursor.execute(indexes.drop_statement(attributes_index_name(big.pk, MODEL)))
+    cache.clear()
+    rare = {p.pk for p in products[:5]}
+
+    found = query.nearest_products(
+        clustered(1, seed=22)[0],
+        tenant_id=big.pk,
+        model_name=MODEL,
+        k=10,
+        min_score=-1.0,
+        product_filter=ProductFilter(attributes=(("band", ("rare",)),)),
+    )
+    assert found.strategy == "exact" and {hit.product_id for hit in found.hits} == rare
+    assert sync_requests(broker) == [[big.pk]]
+    sync_tenant_indexes.apply(args=[big.pk]).get()
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)

@@ -1,18 +1,24 @@
 from django.core.management.base import BaseCommand
-from django.db.models import Q
+from django.db.models import BigIntegerField, F, Func, Q
 
 from catalog.batches import scoped
 from catalog.models import Embedding
 from ops_console.maintenance import DEFAULT_BATCH_SIZE, run_in_batches, tenant_or_error
 
 
+def _out_of_row(field: str) -> Func:
+    """The TOAST chunk of the row's value of `field`: NULL when the value is in the row."""
+    return Func(F(field), function="pg_column_toast_chunk_id", output_field=BigIntegerField())
+
+
 class Command(BaseCommand):
     help = (
         "Give the vectors stored before catalog migrations 0010 and 0015 their product's category and attributes, "
-        "in batches (each its own short transaction): searches and writes go on, an interrupted run loses nothing "
-        "and a rerun carries on. Until a tenant's vectors are all filled, its category and attribute filters go "
-        "through the product (same results, slower on a large tenant). Each updated vector is written again into "
-        "its HNSW indexes."
+        "and move those stored before migration 0016 out of the row back into it, in batches (each its own short "
+        "transaction): searches and writes go on, an interrupted run loses nothing and a rerun carries on. Until a "
+        "tenant's vectors are all filled, its category and attribute filters go through the product (same results, "
+        "slower on a large tenant); a value out of the row costs a filter two more page reads. Each updated vector "
+        "is written again into its HNSW indexes."
     )
 
     def add_arguments(self, parser):
@@ -21,15 +27,21 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
 
     def handle(self, *args, tenant, dry_run, batch_size, **options):
-        not_filled = Q(category__isnull=True) | Q(attributes__isnull=True)
-        unfilled = scoped(Embedding.objects.filter(not_filled), tenant_or_error(tenant))
+        to_write = Q(category__isnull=True) | Q(attributes__isnull=True)
+        to_write |= Q(attributes_chunk__isnull=False) | Q(category_chunk__isnull=False)
+        rows = Embedding.objects.annotate(
+            attributes_chunk=_out_of_row("attributes"), category_chunk=_out_of_row("category")
+        )
+        unfilled = scoped(rows.filter(to_write), tenant_or_error(tenant))
         if dry_run:
-            self.stdout.write(f"{unfilled.count()} vectors have no category or attributes yet (dry run).")
+            self.stdout.write(
+                f"{unfilled.count()} vectors have no category or attributes yet, or keep them out of the row (dry run)."
+            )
             return
 
         def fill(ids: list[int]) -> int:
-            # Writing the category makes the database trigger set both from the product.
-            return Embedding.objects.filter(not_filled, pk__in=ids).update(category="")
+            # Writing the category makes the database trigger set both from the product, into the row.
+            return Embedding.objects.filter(pk__in=rows.filter(to_write, pk__in=ids).values("pk")).update(category="")
 
         done = run_in_batches(unfilled, batch_size, fill, self.stdout, "Filling vector categories", unit="vectors")
         self.stdout.write(self.style.SUCCESS(f"Filled the category and attributes of {done} vectors."))
