@@ -246,7 +246,9 @@ class Section:
         held = [table for table in tables if table["key"] in self.keys]
         before = (earlier or {}).get(_title(self.heading))
         if not held and before and NOT_RUN not in before:
-            return [f"## {self.heading}", "", KEPT, *before]
+            while before and not before[0]:  # the blank lines under the heading and the note, written again here
+                before = before[1:]
+            return [f"## {self.heading}", "", KEPT, "", *before]
         lines = [f"## {self.heading}", ""]
         if self.requirement:
             lines += [f"> {self.requirement}", ""]

@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path
+
+# What a staff user needs to search the playground and see the catalog's
+# pictures: the right to view media in the admin (every tenant's).
+PICTURES_PERMISSION = "catalog.view_media"
+
+
+def _may_see_pictures(request: HttpRequest) -> None:
+    if not request.user.has_perm(PICTURES_PERMISSION):
+        raise PermissionDenied(f"Searching the catalog and seeing its pictures needs {PICTURES_PERMISSION}.")
 
 
 class OpsAdminSite(AdminSite):
@@ -31,6 +41,7 @@ class OpsAdminSite(AdminSite):
         from catalog.errors import DomainError
         from ops_console.playground import PlaygroundForm, run
 
+        _may_see_pictures(request)
         outcome = None
         if request.method == "POST":
             form = PlaygroundForm(request.POST, request.FILES)
@@ -51,6 +62,7 @@ class OpsAdminSite(AdminSite):
 
         from ops_console.playground import picture_key
 
+        _may_see_pictures(request)
         key = picture_key(media_id, request.GET.get("frame"))
         if key is None or not default_storage.exists(key):
             raise Http404("No picture.")

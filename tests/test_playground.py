@@ -128,6 +128,23 @@ def test_pictures_are_served_to_staff_only(staff, client, tenant, clip):
 
 
 @pytest.mark.django_db
+def test_staff_without_the_right_to_view_media_cannot_search_or_see_pictures(client, tenant, clip):
+    from django.contrib.auth.models import Permission
+
+    item = photo_catalog(tenant, clip, count=1)[0]
+    user = get_user_model().objects.create_user("helpdesk", "h@example.com", "a-long-password-123", is_staff=True)
+    client.force_login(user)
+    assert client.get(URL).status_code == 403
+    assert client.post(URL, {"tenant": tenant.slug, "query": "a shoe", "k": 10}).status_code == 403
+    assert client.get(f"/admin/ops/picture/{item.pk}/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_media", content_type__app_label="catalog"))
+    user = get_user_model().objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_login(user)
+    assert client.get(URL).status_code == 200
+    assert client.get(f"/admin/ops/picture/{item.pk}/").status_code == 200
+
+
+@pytest.mark.django_db
 def test_the_console_links_the_playground(staff):
     assert "/admin/ops/playground/" in staff.get("/admin/").content.decode()
     assert staff.get(URL).status_code == 200
