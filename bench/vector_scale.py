@@ -460,9 +460,9 @@ def build_table(args, load_s, sync_s, builds, disk, sizes) -> Table:
     table.add("tenants under 1,000 vectors", sum(1 for size in sizes if size < 1000))
     table.add("largest tenant, vectors", sizes[-1])
     table.add("loading the rows (products, media, vectors), s", load_s)
-    from search.indexes import ATTRIBUTES_INDEX_PREFIX
+    from search.indexes import IndexKind
 
-    hnsw = [seconds for name, seconds in builds.items() if not name.startswith(ATTRIBUTES_INDEX_PREFIX)]
+    hnsw = [seconds for name, seconds in builds.items() if IndexKind.of(name) is IndexKind.HNSW]
     table.add("tenants with their own indexes (HNSW, attributes GIN)", len(hnsw))
     table.add("building them (one sync), s", sync_s)
     table.add("the largest HNSW build, s", max(hnsw, default=0.0))

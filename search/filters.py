@@ -9,9 +9,10 @@ vector query (an HNSW scan checks them as it goes) rather than to its top k.
 A filter that names any product field never matches media without a product.
 
 Attribute values compare as JSON: `{"size": 42}` matches the number 42, not the
-string "42". Equality and any-of are containment tests (`attributes @> ...`),
-which a GIN index answers (a large tenant's over its rows' attributes, or
-the products'); ranges apply to numbers only."""
+string "42". Equality and any-of are containment tests (`attributes @> ...`,
+which a GIN index answers: a large tenant's over its rows' attributes, or the
+products'; inside an HNSW scan the same test as `jsonb_contains()`, which no
+index answers: sql()); ranges apply to numbers only."""
 
 from __future__ import annotations
 
@@ -59,10 +60,16 @@ class ProductFilter:
         return self.skus is not None or bool(self.attributes)
 
     @property
+    def values(self) -> bool:
+        """It names an attribute's value (or any of several): what a GIN index finds."""
+        return any(not isinstance(value, Range) for _, value in self.attributes)
+
+    @property
     def indexed(self) -> bool:
-        """It names something an index finds (a sku, an attribute's value):
-        how many rows it keeps can be counted quickly. A range alone cannot."""
-        return self.skus is not None or any(not isinstance(value, Range) for _, value in self.attributes)
+        """It names something an index finds (a sku; an attribute's value, on
+        a large tenant's rows or the products): the rows it keeps are read
+        from there when few. A range alone is not."""
+        return self.skus is not None or self.values
 
     def __bool__(self) -> bool:
         return self.categories is not None or self.on_product_only

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 from django.db import connection
 
@@ -28,7 +29,8 @@ TENANT_INDEX_EF_CONSTRUCTION = 128
 # written to faster, with the same latency and recall@10 of 0.995 or more
 # (bench/vector_plans.py). The rows keep float32: distances and exact scans
 # use them. An index over `vector` itself counts as outdated and is rebuilt.
-TENANT_INDEX_EXPRESSION = f"(vector::halfvec({EMBEDDING_DIMENSIONS})) halfvec_cosine_ops"
+HALFVEC_OPCLASS = "halfvec_cosine_ops"
+TENANT_INDEX_EXPRESSION = f"(vector::halfvec({EMBEDDING_DIMENSIONS})) {HALFVEC_OPCLASS}"
 TENANT_INDEX_ORDER = f"e.vector::halfvec({EMBEDDING_DIMENSIONS}) <=> %(query)s::halfvec({EMBEDDING_DIMENSIONS})"
 # A large tenant's GIN index over its rows' attributes: a search's attribute
 # value (search/filters.py) finds the tenant's rows that have it without
@@ -41,19 +43,37 @@ TENANT_INDEX_ORDER = f"e.vector::halfvec({EMBEDDING_DIMENSIONS}) <=> %(query)s::
 ATTRIBUTES_INDEX_PREFIX = "embedding_attrs_t"
 ATTRIBUTES_INDEX_OPCLASS = "jsonb_path_ops"
 
+
+class IndexKind(StrEnum):
+    """The kinds of index each large tenant has, by the prefix of their names."""
+
+    HNSW = TENANT_INDEX_PREFIX
+    ATTRIBUTES = ATTRIBUTES_INDEX_PREFIX
+
+    @property
+    def opclass(self) -> str:
+        """The operator class an index of this kind is built with (another one is outdated)."""
+        return HALFVEC_OPCLASS if self is IndexKind.HNSW else ATTRIBUTES_INDEX_OPCLASS
+
+    @classmethod
+    def of(cls, name: str) -> IndexKind:
+        """The kind of a tenant index by its name (tenant_indexes.existing() lists only these)."""
+        return next(kind for kind in cls if name.startswith(kind.value))
+
+
 Progress = Callable[[str], None]
 
 
-def tenant_index_name(tenant_id: int, model_name: str, prefix: str = TENANT_INDEX_PREFIX) -> str:
-    """The name of the HNSW index (or, by its prefix, the attributes index)
-    over one tenant's vectors of one model: the model is hashed, as a name
-    may hold any characters and an index name only 63."""
+def tenant_index_name(tenant_id: int, model_name: str, kind: IndexKind = IndexKind.HNSW) -> str:
+    """The name of the HNSW index (or of another kind) over one tenant's
+    vectors of one model: the model is hashed, as a name may hold any
+    characters and an index name only 63."""
     digest = hashlib.sha256(model_name.encode()).hexdigest()[:8]
-    return f"{prefix}{tenant_id}_{digest}"
+    return f"{kind.value}{tenant_id}_{digest}"
 
 
 def attributes_index_name(tenant_id: int, model_name: str) -> str:
-    return tenant_index_name(tenant_id, model_name, ATTRIBUTES_INDEX_PREFIX)
+    return tenant_index_name(tenant_id, model_name, IndexKind.ATTRIBUTES)
 
 
 def _quote(text: str) -> str:
@@ -77,6 +97,15 @@ def create_attributes_statement(name: str, *, tenant_id: int, model_name: str) -
     return (
         f"CREATE INDEX CONCURRENTLY {name} ON {EMBEDDING_TABLE} USING gin (attributes {ATTRIBUTES_INDEX_OPCLASS})"
         f" WHERE tenant_id = {int(tenant_id)} AND model_name = {_quote(model_name)}"
+    )
+
+
+def build_statement(kind: IndexKind, name: str, *, tenant_id: int, model_name: str) -> str:
+    """CREATE INDEX CONCURRENTLY of a tenant index of `kind`, as this release builds it."""
+    if kind is IndexKind.ATTRIBUTES:
+        return create_attributes_statement(name, tenant_id=tenant_id, model_name=model_name)
+    return create_statement(
+        name, TENANT_INDEX_M, TENANT_INDEX_EF_CONSTRUCTION, tenant_id=tenant_id, model_name=model_name
     )
 
 

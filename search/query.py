@@ -50,7 +50,7 @@ from config.queues import SYNC_TENANT_INDEXES_TASK, request_maintenance
 from config.replicas import reading_connection
 from search import filters
 from search.filters import ProductFilter
-from search.indexes import TENANT_INDEX_ORDER, attributes_index_name, tenant_index_name
+from search.indexes import HALFVEC_OPCLASS, TENANT_INDEX_ORDER, attributes_index_name, tenant_index_name
 
 # Up to this many vectors an exact scan of the tenant's rows (about 1.5 ms per
 # 1,000 vectors on 2 cores, stored in the row) is as fast as a scan of an HNSW
@@ -202,7 +202,7 @@ def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) 
     with reading_connection().cursor() as cursor:
         # The table's name is a constant.
         sql = (
-            "SELECT i.indisvalid, o.opcname = 'halfvec_cosine_ops', a.indisvalid, NOT EXISTS"  # noqa: S608
+            "SELECT i.indisvalid, o.opcname = %(halfvec)s, a.indisvalid, NOT EXISTS"  # noqa: S608
             f" (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
             " AND (category IS NULL OR attributes IS NULL)),"
             f" (SELECT count(*) FROM (SELECT 1 FROM {EMBEDDING_TABLE} WHERE tenant_id = %(tenant)s"
@@ -217,7 +217,7 @@ def _lookups(tenant_id: int, model_name: str, categories: Sequence[str] | None) 
             "index": tenant_index_name(tenant_id, model_name),
             "attributes_index": attributes_index_name(tenant_id, model_name),
         }
-        cursor.execute(sql, {**names, "few": EXACT_SCAN_MAX_VECTORS})
+        cursor.execute(sql, {**names, "few": EXACT_SCAN_MAX_VECTORS, "halfvec": HALFVEC_OPCLASS})
         valid, halfvec, attributes_valid, on_rows, few = cursor.fetchone()
     return _Facts(
         own_index=bool(valid),
@@ -311,13 +311,18 @@ def _exact_plan(
             return None
         # Its own index is not built yet (search/tenant_indexes.py): every
         # row is compared until it is.
-        request_maintenance(SYNC_TENANT_INDEXES_TASK, tenant_id, every_s=INDEX_REQUEST_EVERY_S)
+        _ask_for_indexes(tenant_id)
         exact_rows, _ = _exact_rows(where, params, fetch, None)
         strategy = "exact-unindexed"
     hits = _group(exact_rows, k, max_distance)
     if len(hits) < k and len(exact_rows) == fetch and exact_rows[-1][3] <= max_distance:
         hits = _exact(where, params, k, max_distance)  # products with many rows near the query
     return hits, strategy
+
+
+def _ask_for_indexes(tenant_id: int) -> None:
+    """A sync of the tenant's own indexes on the maintenance queue, at most every INDEX_REQUEST_EVERY_S."""
+    request_maintenance(SYNC_TENANT_INDEXES_TASK, tenant_id, every_s=INDEX_REQUEST_EVERY_S)
 
 
 def next_page(offset: int, k: int, ranked: int) -> int | None:
@@ -360,9 +365,8 @@ def rank_products(
     facts = _lookups(tenant_id, model_name, product_filter.categories)
     where, params = _filters(tenant_id, model_name, product_filter, exclude_media_ids, on_rows=facts.on_rows)
     params["query"] = vector_literal(vector)
-    if facts.own_index and product_filter.attributes and not facts.attributes_index:
-        # Its attribute filters read every row of the tenant until the sync builds that index.
-        request_maintenance(SYNC_TENANT_INDEXES_TASK, tenant_id, every_s=INDEX_REQUEST_EVERY_S)
+    if facts.own_index and product_filter.values and not facts.attributes_index:
+        _ask_for_indexes(tenant_id)  # its values are looked for row by row until the sync builds that index
 
     fetch = depth * HITS_PER_PRODUCT
     # The page size's, not the depth's: every page reads the same stream.

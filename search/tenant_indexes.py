@@ -35,14 +35,7 @@ from django.db import connection
 from catalog.models import EMBEDDING_TABLE
 from media_pipeline.embedder import current_model_name
 from search import indexes, query
-from search.indexes import (
-    ATTRIBUTES_INDEX_OPCLASS,
-    ATTRIBUTES_INDEX_PREFIX,
-    TENANT_INDEX_EF_CONSTRUCTION,
-    TENANT_INDEX_M,
-    TENANT_INDEX_PREFIX,
-    tenant_index_name,
-)
+from search.indexes import TENANT_INDEX_EF_CONSTRUCTION, TENANT_INDEX_M, IndexKind, tenant_index_name
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +48,6 @@ KEEP_ABOVE_SHARE_OF_EXACT_MAX = 0.5
 ADVISORY_LOCK_KEY = 0x57_0C_1D_E5
 
 Progress = Callable[[str], None]
-# The kinds of index each large tenant has: their name prefixes.
-KINDS = (TENANT_INDEX_PREFIX, ATTRIBUTES_INDEX_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -66,7 +57,7 @@ class TenantIndex:
     model_name: str
     vectors: int
     replaces: bool = False  # an invalid or outdated index of that name, until this one is built
-    kind: str = TENANT_INDEX_PREFIX  # one of KINDS
+    kind: IndexKind = IndexKind.HNSW
 
 
 @dataclass
@@ -97,16 +88,13 @@ def existing() -> dict[str, bool]:
             "SELECT c.relname, i.indisvalid, c.reloptions, o.opcname"
             " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_opclass o ON o.oid = i.indclass[0]"
             " WHERE i.indrelid = %s::regclass AND c.relname LIKE ANY(%s)",
-            [EMBEDDING_TABLE, [prefix.replace("_", r"\_") + "%" for prefix in KINDS]],
+            [EMBEDDING_TABLE, [kind.value.replace("_", r"\_") + "%" for kind in IndexKind]],
         )
         rows = cursor.fetchall()
     return {
         name: valid
-        and (
-            set(options or []) == current and opclass == "halfvec_cosine_ops"
-            if name.startswith(TENANT_INDEX_PREFIX)
-            else opclass == ATTRIBUTES_INDEX_OPCLASS
-        )
+        and opclass == IndexKind.of(name).opclass
+        and (IndexKind.of(name) is not IndexKind.HNSW or set(options or []) == current)
         for name, valid, options, opclass in rows
     }
 
@@ -136,18 +124,23 @@ def plan(model_names: list[str] | None = None, tenant_id: int | None = None) -> 
     usable = existing()
     if tenant_id is not None:
         usable = {
-            name: ok for name, ok in usable.items() if any(name.startswith(f"{kind}{tenant_id}_") for kind in KINDS)
+            name: ok
+            for name, ok in usable.items()
+            if any(name.startswith(f"{kind.value}{tenant_id}_") for kind in IndexKind)
         }
     keep = {
         tenant_index_name(tenant, model, kind): (tenant, model, count, kind)
         for (tenant, model), count in counts.items()
-        for kind in KINDS
+        for kind in IndexKind
     }
     result = SyncPlan()
     for name, (tenant, model, count, kind) in sorted(keep.items(), key=lambda item: item[1][2]):
+        # A tenant's attributes index goes with its HNSW index, kept too in
+        # the band where that one is kept but would not be built.
+        with_hnsw = kind is not IndexKind.HNSW and usable.get(tenant_index_name(tenant, model))
         if usable.get(name):
             result.kept += 1
-        elif count > query.EXACT_SCAN_MAX_VECTORS:
+        elif count > query.EXACT_SCAN_MAX_VECTORS or with_hnsw:
             result.create.append(TenantIndex(name, tenant, model, count, replaces=name in usable, kind=kind))
     rebuilt = {index.name for index in result.create}
     result.drop = sorted(name for name in usable if name not in rebuilt and not (name in keep and usable[name]))
@@ -168,11 +161,7 @@ def build_statements(index: TenantIndex) -> list[str]:
     no tenant index's)."""
 
     def create(name: str) -> str:
-        if index.kind == ATTRIBUTES_INDEX_PREFIX:
-            return indexes.create_attributes_statement(name, tenant_id=index.tenant_id, model_name=index.model_name)
-        return indexes.create_statement(
-            name, TENANT_INDEX_M, TENANT_INDEX_EF_CONSTRUCTION, tenant_id=index.tenant_id, model_name=index.model_name
-        )
+        return indexes.build_statement(index.kind, name, tenant_id=index.tenant_id, model_name=index.model_name)
 
     if not index.replaces:
         return [create(index.name)]
@@ -252,7 +241,7 @@ def sync(
 def own_indexes(tenant_id: int | None = None) -> list[str]:
     """The tenant indexes that exist now (of one tenant, or all), by the names
     searches look for: not a replacement being built or a leftover."""
-    kinds = "|".join(KINDS)
+    kinds = "|".join(re.escape(kind.value) for kind in IndexKind)
     pattern = re.compile(rf"({kinds}){tenant_id if tenant_id is not None else '[0-9]+'}_[0-9a-f]{{8}}")
     return [name for name in sorted(existing()) if pattern.fullmatch(name)]
 

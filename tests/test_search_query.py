@@ -237,30 +237,49 @@ def test_the_server_pgvector_version_is_read_at_run_time():
 
 
 @pytest.mark.django_db
-def test_the_fill_command_moves_attributes_stored_out_of_the_row_back_into_it(tenant):
+def test_the_fill_command_moves_values_stored_out_of_the_row_back_into_it(tenant):
     """Rows written before catalog migration 0016 kept a long category or
-    attributes in TOAST; the command writes them again, in the row."""
-    product = ProductFactory(tenant=tenant, category="shoes", attributes={"about": "x" * 300, "color": "red"})
+    attributes in TOAST; the command writes them again, in the row. A value
+    too large for the row stays out, and is not written again on every run."""
+    import base64
+    import os
 
-    def out_of_row() -> list[bool]:
+    long_category = base64.b64encode(os.urandom(75)).decode()  # 100 characters that do not compress
+    product = ProductFactory(tenant=tenant, category=long_category, attributes={"about": "x" * 300, "color": "red"})
+    huge = ProductFactory(tenant=tenant, attributes={"about": base64.b64encode(os.urandom(12_000)).decode()})
+
+    def out_of_row() -> list[tuple[bool, bool]]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_column_toast_chunk_id(attributes) IS NOT NULL FROM catalog_embedding")
-            return [row[0] for row in cursor.fetchall()]
+            cursor.execute(
+                "SELECT pg_column_toast_chunk_id(category) IS NOT NULL,"
+                " pg_column_toast_chunk_id(attributes) IS NOT NULL"
+                " FROM catalog_embedding WHERE product_id = %s ORDER BY id",
+                [product.pk],
+            )
+            return cursor.fetchall()
 
-    with connection.cursor() as cursor:  # as the release before stored them
-        cursor.execute("ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE EXTENDED")
+    def storage(kind: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check pending at the ALTER
+            cursor.execute(
+                f"ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE {kind},"
+                f" ALTER COLUMN category SET STORAGE {kind}"
+            )
+
+    storage("EXTENDED")  # as the release before stored them
     add(tenant, np.ones(DIM, dtype=np.float32), product)
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check pending at the ALTER
-        cursor.execute("ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE MAIN")
+    storage("MAIN")
     add(tenant, -np.ones(DIM, dtype=np.float32), product)
-    assert sorted(out_of_row()) == [False, True]
+    add(tenant, np.ones(DIM, dtype=np.float32), huge)
+    assert out_of_row() == [(True, True), (False, False)]
 
     out = StringIO()
     call_command("fill_embedding_categories", "--dry-run", stdout=out)
     assert "1 vectors have no category or attributes yet, or keep them out of the row" in out.getvalue()
     call_command("fill_embedding_categories", stdout=out)
     assert "Filled the category and attributes of 1 vectors" in out.getvalue()
-    assert out_of_row() == [False, False]
+    assert out_of_row() == [(False, False), (False, False)]
+    call_command("fill_embedding_categories", stdout=out)
+    assert "Filled the category and attributes of 0 vectors" in out.getvalue()  # the huge one left where it must be
     red = ProductFilter(attributes=(("color", ("red",)),))
     assert len(search(tenant, np.ones(DIM), product_filter=red).hits) == 1  # one product

@@ -246,10 +246,11 @@ def test_the_beat_task_and_the_reindex_command_sync_with_progress(tenants, setti
     assert "REINDEX" not in out and "0 to build, 0 to drop, 2 kept" in out
     assert f"REINDEX INDEX CONCURRENTLY {name};" in run("reindex", "--rebuild", "--tenant", "big", "--dry-run")
     assert "REINDEX" not in run("reindex", "--rebuild", "--tenant", "small", "--dry-run")
-    oid = index_oid(name)
+    oid, gin_oid = index_oid(name), index_oid(attributes_index_name(big.pk, MODEL))
     out = run("reindex", "--rebuild", "--tenant", "big")
     assert f"REINDEX INDEX CONCURRENTLY {name}" in out and "0 built, 0 dropped, 2 kept, the kept ones rebuilt" in out
-    assert index_oid(name) != oid and tenant_indexes.existing() == dict.fromkeys(own(big), True)  # new builds
+    assert index_oid(name) != oid and index_oid(attributes_index_name(big.pk, MODEL)) != gin_oid  # new builds
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
     assert "0 built, 0 dropped, 2 kept." in run("reindex")
 
 
@@ -344,4 +345,76 @@ def test_a_large_tenant_missing_its_attributes_index_still_filters_and_asks_for_
     assert found.strategy == "exact" and {hit.product_id for hit in found.hits} == rare
     assert sync_requests(broker) == [[big.pk]]
     sync_tenant_indexes.apply(args=[big.pk]).get()
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
+
+
+def statement_plan(tenant, vector, product_filter, marker: str) -> str:
+    """EXPLAIN of the statement of a search that holds `marker`, as nearest_products sends it."""
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        if marker in sql:
+            statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        found = query.nearest_products(
+            vector, tenant_id=tenant.pk, model_name=MODEL, k=10, min_score=0.0, product_filter=product_filter
+        )
+    sql, params = statements[-1]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+        cursor.execute("EXPLAIN " + sql, params)
+        return found.strategy + "\n" + "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_rare_value_is_read_from_the_gin_index_and_a_common_one_checked_in_the_hnsw_scan(tenants):
+    from catalog.models import Product
+
+    big, _ = tenants
+    products = Product.objects.bulk_create(
+        Product(tenant=big, sku=f"P-{n}", title="p", attributes={"band": "rare" if n % 100 == 0 else "common"})
+        for n in range(2500)  # enough for the planner to prefer the HNSW index (as above)
+    )
+    add_vectors(big, clustered(2500, seed=23), products=products)
+    tenant_indexes.sync(model_names=[MODEL])
+    vector = clustered(1, seed=24)[0]
+
+    rare = statement_plan(big, vector, ProductFilter(attributes=(("band", ("rare",)),)), "MATERIALIZED")
+    assert rare.startswith("exact") and f"Bitmap Index Scan on {attributes_index_name(big.pk, MODEL)}" in rare
+    common = statement_plan(big, vector, ProductFilter(attributes=(("band", ("common",)),)), "ORDER BY e.vector")
+    assert common.startswith("hnsw-tenant") and f"Index Scan using {tenant_index_name(big.pk, MODEL)}" in common
+    assert "jsonb_contains(attributes" in common
+
+
+def test_an_attributes_index_left_invalid_or_outdated_is_rebuilt(tenants):
+    big, _ = tenants
+    add_vectors(big, clustered(150, seed=25))
+    tenant_indexes.sync(model_names=[MODEL])
+    gin = attributes_index_name(big.pk, MODEL)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [gin])
+    assert tenant_indexes.existing()[gin] is False
+    assert [(index.name, index.replaces) for index in tenant_indexes.plan(model_names=[MODEL]).create] == [(gin, True)]
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.existing() == dict.fromkeys(own(big), True)
+
+    with connection.cursor() as cursor:  # over another operator class: outdated
+        cursor.execute(indexes.drop_statement(gin))
+        cursor.execute(f"CREATE INDEX {gin} ON catalog_embedding USING gin (attributes) WHERE tenant_id = {big.pk}")
+    assert tenant_indexes.existing()[gin] is False
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.existing()[gin] is True
+
+
+def test_a_tenant_that_keeps_its_hnsw_index_gets_its_attributes_index_too(tenants):
+    """Between half the threshold and the threshold a tenant keeps its HNSW
+    index without one being built: its attributes index goes with it."""
+    big, _ = tenants
+    vectors = add_vectors(big, clustered(150, seed=26))
+    tenant_indexes.sync(model_names=[MODEL])
+    with connection.cursor() as cursor:
+        cursor.execute(indexes.drop_statement(attributes_index_name(big.pk, MODEL)))
+    Embedding.objects.filter(pk__in=[e.pk for e in vectors[:70]]).delete()  # 80 left: kept, not built
+    assert tenant_indexes.sync(model_names=[MODEL]).created == [attributes_index_name(big.pk, MODEL)]
     assert tenant_indexes.existing() == dict.fromkeys(own(big), True)

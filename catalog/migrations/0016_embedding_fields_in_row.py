@@ -18,21 +18,38 @@ from django.db import migrations
 FILL_HERE_AT_MOST = 100_000
 LOCK_TIMEOUT = "10s"
 
-# Rows with a value out of the row (TOAST). Writing the category makes the
-# trigger of migration 0015 set both again from the product, into the row.
-OUT_OF_ROW = "pg_column_toast_chunk_id(attributes) IS NOT NULL OR pg_column_toast_chunk_id(category) IS NOT NULL"
+# Rows with a value out of the row (TOAST) that fits in it beside the 2 kB
+# vector: writing the category makes the trigger of migration 0015 set both
+# again from the product, into the row. A larger value stays out of the row
+# (PostgreSQL's last resort for a row that would not fit its page).
+FITS_IN_ROW_BYTES = 4096
+OUT_OF_ROW = " OR ".join(
+    f"(pg_column_toast_chunk_id({column}) IS NOT NULL AND pg_column_size({column}) <= {FITS_IN_ROW_BYTES})"
+    for column in ("attributes", "category")
+)
+BATCH = 1000
 
 
 def rewrite_small_table(apps, schema_editor) -> None:
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM (SELECT 1 FROM catalog_embedding LIMIT %s) AS s", [FILL_HERE_AT_MOST + 1])
-        if cursor.fetchone()[0] <= FILL_HERE_AT_MOST:
-            cursor.execute(f"UPDATE catalog_embedding SET category = '' WHERE {OUT_OF_ROW}")  # noqa: S608 - a constant
-        else:
+        if cursor.fetchone()[0] > FILL_HERE_AT_MOST:
             print(
                 f"\n  catalog_embedding has over {FILL_HERE_AT_MOST:,} rows: run `manage.py fill_embedding_categories`"
                 " (until then, filters read older rows' attributes out of the row: slower, same results)."
             )
+            return
+        last = 0
+        while True:  # in batches, each its own transaction (this migration is not atomic)
+            cursor.execute(
+                "UPDATE catalog_embedding SET category = '' WHERE id IN (SELECT id FROM catalog_embedding"  # noqa: S608 - constants
+                f" WHERE id > %s AND ({OUT_OF_ROW}) ORDER BY id LIMIT {BATCH}) RETURNING id",
+                [last],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return
+            last = max(ids)
 
 
 class Migration(migrations.Migration):
@@ -41,13 +58,13 @@ class Migration(migrations.Migration):
     dependencies = [("catalog", "0015_embedding_attributes")]
 
     operations = [
-        migrations.RunSQL(f"SET lock_timeout = '{LOCK_TIMEOUT}'", migrations.RunSQL.noop),
+        migrations.RunSQL(f"SET lock_timeout = '{LOCK_TIMEOUT}'", "RESET lock_timeout"),
         migrations.RunSQL(
             "ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE MAIN,"
             " ALTER COLUMN category SET STORAGE MAIN",
             "ALTER TABLE catalog_embedding ALTER COLUMN attributes SET STORAGE EXTENDED,"
             " ALTER COLUMN category SET STORAGE EXTENDED",
         ),
-        migrations.RunSQL("RESET lock_timeout", migrations.RunSQL.noop),
+        migrations.RunSQL("RESET lock_timeout", f"SET lock_timeout = '{LOCK_TIMEOUT}'"),
         migrations.RunPython(rewrite_small_table, migrations.RunPython.noop),
     ]

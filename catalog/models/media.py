@@ -42,7 +42,8 @@ class Product(TenantOwned):
         ]
         indexes = [
             models.Index(fields=["tenant", "category"], name="product_tenant_category"),
-            # A search's attribute filter (search/filters.py): containment, `attributes @> '{"color": "red"}'`.
+            # A search's attribute value (search/filters.py: `attributes @> '{"color": "red"}'`) while a
+            # tenant's vector rows are not all filled with their product's attributes; then the rows'.
             GinIndex(fields=["attributes"], opclasses=["jsonb_path_ops"], name="product_attributes_gin"),
         ]
 
@@ -214,10 +215,12 @@ class Embedding(TenantOwned):
     so that one nearest-neighbour query covers images and frames. A `failed`
     media item has none (catalog/transitions.py deletes them).
 
-    Each large tenant has an HNSW index over its own vectors, kept by
-    search/tenant_indexes.py (not by migrations: which ones exist follows the
-    data); there is none over every tenant's (migration 0011). The vector is
-    stored in the row, not in TOAST (search migration 0005)."""
+    Each large tenant has an HNSW index over its own vectors and a GIN index
+    over their attributes, kept by search/tenant_indexes.py (not by
+    migrations: which ones exist follows the data); there is none over every
+    tenant's (migration 0011). The vector is stored in the row, not in TOAST
+    (search migration 0005), and so are the category and attributes
+    (migration 0016), where a filter reads them."""
 
     media = models.ForeignKey(Media, on_delete=models.CASCADE, related_name="embeddings")
     frame = models.ForeignKey(VideoFrame, null=True, blank=True, on_delete=models.CASCADE, related_name="embeddings")
@@ -230,7 +233,8 @@ class Embedding(TenantOwned):
     # `manage.py fill_embedding_categories` fills them.
     category = models.CharField(max_length=100, null=True, blank=True, editable=False)  # noqa: DJ001 - NULL: not filled yet
     # And its attributes ({} without a product), for a search's attribute
-    # range, kept by the same triggers (migration 0015); NULL: not filled yet.
+    # filter (values and ranges), kept by the same triggers (migration 0015);
+    # NULL: not filled yet.
     attributes = models.JSONField(null=True, blank=True, editable=False)
     model_name = models.CharField(max_length=200)
     vector = VectorField(dimensions=EMBEDDING_DIMENSIONS)

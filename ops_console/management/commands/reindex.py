@@ -6,7 +6,8 @@ from search import indexes, tenant_indexes
 
 class Command(BaseCommand):
     help = (
-        "Build the missing per-tenant HNSW vector indexes, drop the obsolete ones and rebuild the outdated or invalid "
+        "Build the missing per-tenant indexes (an HNSW index over the vectors, a GIN index over their attributes), "
+        "drop the obsolete ones and rebuild the outdated or invalid "
         "ones (what beat does every SEARCH_INDEX_SYNC_SECONDS), without blocking searches or writes. --rebuild: also "
         "rebuild the others in place (REINDEX INDEX CONCURRENTLY). --tenant: that tenant's indexes only."
     )
