@@ -32,6 +32,7 @@ SCRIPTS = [
     ("vector_plans.py", [], ["--quick"]),
     ("search_v2.py", [], ["--quick"]),
     ("api.py", [], ["--requests", "30", "--seconds", "5", "--rounds", "1"]),
+    ("bulk_import.py", [], ["--products", "2000", "--rounds", "1"]),
 ]
 SECTIONS = [
     Section("1. Image ingest, end to end", ("ingest",)),
@@ -43,6 +44,7 @@ SECTIONS = [
     Section("7. Search API, end to end", ("api",)),
     Section("8. Memory", ("memory",)),
     Section("9. Search v2: the search log, text modes, deep pages", ("search_v2",)),
+    Section("10. Catalog bulk import", ("bulk",)),
 ]
 
 

@@ -115,6 +115,7 @@ def theirs_untouched(catalogs, other_tenant):
 # route fails test_the_sweep_covers_every_api_route until it is added here.
 ROUTES = {
     "api/v1/^products/$": [("get", "/api/v1/products/?q=SHARED"), ("post", "/api/v1/products/")],
+    "api/v1/products/bulk": [("post", "/api/v1/products/bulk")],
     "api/v1/^products/(?P<sku>[A-Za-z0-9][A-Za-z0-9._-]{0,63})/$": [
         ("get", "/api/v1/products/GLOBEX-ONLY/"),
         ("patch", "/api/v1/products/GLOBEX-ONLY/"),
@@ -166,6 +167,8 @@ def body_for(path: str, theirs: dict):
         return {"query": "red running shoe", "k": 50, "min_score": 0}, "json"
     if path == "/api/v1/products/":
         return {"sku": "GLOBEX-ONLY", "title": "mine now"}, "json"
+    if path == "/api/v1/products/bulk":
+        return [{"sku": "GLOBEX-ONLY", "title": "mine now"}, {"sku": "SHARED-1", "title": "mine now"}], "json"
     if path == "/api/v1/search/recommend":
         return {"positive": [theirs["ready"].pk], "negative": [theirs["video"].pk], "min_score": 0}, "json"
     if path == "/api/v1/search/feedback":
@@ -217,9 +220,11 @@ def test_acme_with_globex_ids_reads_and_changes_nothing_of_globex(
             "method_not_allowed",
             "conflict",
         ), response.content
-    elif path == "/api/v1/products/":
+    elif path in ("/api/v1/products/", "/api/v1/products/bulk"):
         # SKUs are per tenant: acme may have a GLOBEX-ONLY of its own.
         assert Product.objects.get(sku="GLOBEX-ONLY", title="mine now").tenant == tenant
+        if path.endswith("bulk"):  # and its own SHARED-1 is the one changed
+            assert response.json()["created"] == response.json()["updated"] == 1, response.json()
     else:
         # Lists and searches answer, from acme's catalog only.
         assert leaks(response.json(), theirs, other_tenant) == [], response.json()

@@ -88,6 +88,20 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
         return value
 
 
+class BulkRowErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The row's 0-based place in the body.")
+    sku = serializers.CharField(allow_null=True, help_text="The row's sku as given (valid or not), when it is text.")
+    error = inline_serializer("BulkRowErrorBody", {"code": serializers.CharField(), "message": serializers.CharField()})
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    # A declared field (DRF's metaclass takes it out of the class), not Serializer.errors.
+    errors = BulkRowErrorSerializer(many=True)  # type: ignore[assignment]
+
+
 class ProductUpdateSerializer(ProductSerializer):
     """A change of a product: its sku names it in the URL and cannot change."""
 

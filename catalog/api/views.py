@@ -4,7 +4,7 @@ from django.db.models import Count
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from catalog.api.filters import MediaFilter, ProductFilter
 from catalog.api.limits import UPLOAD, limit_body
 from catalog.api.parsers import JSONParser
 from catalog.api.serializers import (
+    BulkResultSerializer,
     MediaSerializer,
     MediaUploadSerializer,
     Presign,
@@ -21,6 +22,7 @@ from catalog.api.serializers import (
     ProductUpdateSerializer,
 )
 from catalog.api.tenancy import TenantViewSet
+from catalog.bulk import MAX_ROWS, upsert_products
 from catalog.media import delete_media
 from catalog.models import SKU_CHARS, Media, Product
 from catalog.presign import presigned_upload
@@ -60,6 +62,31 @@ class ProductViewSet(
         product = self.get_object()
         delete_products(Product.objects.filter(pk=product.pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request={
+            "application/json": {
+                "type": "array",
+                "maxItems": MAX_ROWS,
+                # Any item: one that is not a product is an error of its row, not of the request.
+                "items": {"description": "A product as `POST /api/v1/products/` takes it (ProductRequest)."},
+            },
+            "application/x-ndjson": {
+                "type": "string",
+                "description": f"One product a line, at most {MAX_ROWS}; a line that is not a product is a row error.",
+            },
+        },
+        responses={200: OpenApiResponse(BulkResultSerializer, "Each row created, updated, unchanged or refused.")},
+    )
+    def bulk(self, request: Request) -> Response:
+        """Up to MAX_ROWS products upserted by sku (catalog/bulk.py); a bad row is
+        reported by its index and never blocks the others."""
+        rows = request.data
+        if not isinstance(rows, list):
+            raise ValidationError({"body": ["A JSON array of products (or NDJSON, one a line)."]})
+        if len(rows) > MAX_ROWS:
+            raise ValidationError({"body": [f"At most {MAX_ROWS} products a request; this one has {len(rows)}."]})
+        return Response(BulkResultSerializer(upsert_products(self.tenant, rows).as_json()).data)
 
 
 class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):

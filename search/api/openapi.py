@@ -43,6 +43,9 @@ WITH_BODY = {
     "413": "The body is larger than the operation takes (`request_too_large`, `file_too_large`).",
     "415": "A body of a type the operation does not take (`unsupported_media_type`).",
 }
+# Operations whose body drf-spectacular cannot tell is required (it is
+# described by hand, not by a serializer with required fields).
+BODY_REQUIRED = {"v1_products_bulk_create"}
 # Answers of particular operations, by operationId.
 SPECIFIC = {
     "v1_products_create": {"409": "A product with this sku exists (`conflict`)."},
@@ -96,6 +99,8 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
             for status, description in answers.items():
                 responses.setdefault(status, _error(description))
             _json_filter(operation, result["components"]["schemas"])
+            if operation.get("operationId") in BODY_REQUIRED:
+                operation["requestBody"]["required"] = True
     for name, schema in result["components"]["schemas"].items():
         # Split request components (COMPONENT_SPLIT_REQUEST): their serializers refuse unknown fields.
         if name.endswith("Request") and schema.get("type") == "object":

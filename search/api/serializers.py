@@ -8,9 +8,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog import formats
-from catalog.api.parsers import unstorable_text
 from catalog.api.serializers import StrictSerializer
 from catalog.models import Media, SearchCutoff
+from catalog.storable import unstorable_text
 from search import filters
 from search.boxes import BOX_PATTERN, BOX_REFUSED, Box
 from search.models import SearchFeedback
