@@ -103,6 +103,21 @@ def clean_row(data: Any) -> dict[str, Any]:
     return cleaned
 
 
+def read_lines(text: str) -> list[Any]:
+    """NDJSON (JSON lines): one value a line, an unreadable or empty line an
+    UnreadableRow in its place, so that each row's index is its line's."""
+    rows: list[Any] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            rows.append(UnreadableRow(f"Line {number} is empty."))
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            rows.append(UnreadableRow(f"Line {number} is not JSON: {exc}"))
+    return rows
+
+
 def _sku_of(data: Any) -> str | None:
     sku = data.get("sku") if isinstance(data, dict) else None
     return sku if isinstance(sku, str) and not unstorable_text(sku) else None
@@ -122,23 +137,35 @@ RETURNING p.xmax = 0
 """
 
 
-def upsert_products(tenant: Tenant, rows: list[Any], first_index: int = 0) -> BulkResult:
-    """Check each row and upsert the good ones by sku in `tenant`; a bad row
-    is an error with its index (from `first_index`) and never blocks the others."""
-    result = BulkResult()
+def check_rows(rows: list[Any], first_index: int = 0) -> tuple[dict[str, dict[str, Any]], list[RowError]]:
+    """The good rows by sku, and an error for each bad one with its index (from `first_index`)."""
     good: dict[str, dict[str, Any]] = {}
+    errors: list[RowError] = []
     for index, data in enumerate(rows, first_index):
         try:
             row = clean_row(data)
         except RowInvalid as exc:
-            result.errors.append(RowError(index, _sku_of(data), "validation_error", str(exc)))
+            errors.append(RowError(index, _sku_of(data), "validation_error", str(exc)))
             continue
         if row["sku"] in good:
-            result.errors.append(
-                RowError(index, row["sku"], "conflict", "The same sku is on an earlier row of this import.")
-            )
+            errors.append(RowError(index, row["sku"], "conflict", "The same sku is on an earlier row of this import."))
             continue
         good[row["sku"]] = row
+    return good, errors
+
+
+def upsert_products(tenant: Tenant, rows: list[Any], first_index: int = 0) -> BulkResult:
+    """Check each row and upsert the good ones by sku in `tenant`; a bad row
+    is an error with its index (from `first_index`) and never blocks the others."""
+    good, errors = check_rows(rows, first_index)
+    result = upsert_checked(tenant, good)
+    result.errors = errors
+    return result
+
+
+def upsert_checked(tenant: Tenant, good: dict[str, dict[str, Any]]) -> BulkResult:
+    """Upsert rows check_rows found good (by sku) in `tenant`, in one statement."""
+    result = BulkResult()
     if not good:
         return result
     with transaction.atomic():

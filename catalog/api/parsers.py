@@ -3,13 +3,10 @@ reach the database or Python's limits and become a 500; and NDJSON for bulk impo
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from catalog.bulk import UnreadableRow
+from catalog.bulk import read_lines
 from catalog.storable import unstorable_text
 
 
@@ -27,10 +24,9 @@ class JSONParser(parsers.JSONParser):
 
 
 class NDJSONParser(parsers.BaseParser):
-    """`application/x-ndjson`: one JSON value a line, as a list. A line that is
-    not JSON (or holds text PostgreSQL cannot store) becomes an UnreadableRow
-    at its place (as does an empty line), so that a bulk import reports it by
-    its index, the line's, and goes on with the others."""
+    """`application/x-ndjson`: one JSON value a line, as a list (catalog.bulk.read_lines:
+    a line that is not JSON, or is empty, becomes an error of its row in its
+    place; text PostgreSQL cannot store is an error of its row too)."""
 
     media_type = "application/x-ndjson"
 
@@ -40,20 +36,4 @@ class NDJSONParser(parsers.BaseParser):
             text = stream.read().decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError(f"NDJSON parse error - the body is not {encoding}: {exc}") from None
-        rows: list[Any] = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():  # kept in its place: each row's index is its line's
-                rows.append(UnreadableRow(f"Line {number} is empty."))
-                continue
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError) as exc:
-                rows.append(UnreadableRow(f"Line {number} is not JSON: {exc}"))
-                continue
-            where = unstorable_text(row)
-            rows.append(
-                UnreadableRow(f"Line {number}: text at {where!a} contains a NUL character or a lone surrogate.")
-                if where
-                else row
-            )
-        return rows
+        return read_lines(text)
