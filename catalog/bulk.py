@@ -81,6 +81,8 @@ def clean_row(data: Any) -> dict[str, Any]:
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise RowInvalid(f"Unknown field {unknown[0]!r}: a product has {', '.join(FIELDS)}.")
+    # Text without the white space around it, as the API's serializers take it.
+    data = {name: value.strip() if isinstance(value, str) else value for name, value in data.items()}
     missing = [name for name in REQUIRED if data.get(name) in (None, "")]
     if missing:
         raise RowInvalid(f"{missing[0]}: this field is required.")

@@ -90,3 +90,34 @@ def test_what_cannot_be_imported_is_said(tmp_path, tenant):
         run(tmp_path / "catalog.xml", "--tenant", tenant.slug)
     with pytest.raises(CommandError, match="No file"):
         run(tmp_path / "missing.csv", "--tenant", tenant.slug)
+
+
+@pytest.mark.django_db
+def test_media_dir_uploads_each_rows_files_to_its_product_once(tmp_path, tenant):
+    from catalog.models import Media
+    from tests.media_files import jpeg_bytes
+
+    media_dir = tmp_path / "photos"
+    media_dir.mkdir()
+    (media_dir / "a.jpg").write_bytes(jpeg_bytes(64, 48, seed=1))
+    (media_dir / "b.jpg").write_bytes(jpeg_bytes(64, 48, seed=2))
+    (media_dir / "not-a-photo.jpg").write_bytes(b"hello")
+    (tmp_path / "secret.jpg").write_bytes(jpeg_bytes(64, 48, seed=3))
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "sku,title,media\n M-1 ,first,a.jpg|b.jpg\nM-2,second,not-a-photo.jpg|missing.jpg|../secret.jpg\nM-3,third,\n"
+    )
+    out = run(path, "--tenant", tenant.slug, "--media-dir", media_dir)
+    assert "3 created" in out and "2 media files uploaded or there already; 3 refused." in out
+    assert "M-2: no file 'missing.jpg'" in out and "M-2: no file '../secret.jpg'" in out
+    assert sorted(Media.objects.filter(product__sku="M-1").values_list("original_filename", flat=True)) == [
+        "a.jpg",
+        "b.jpg",
+    ]
+    assert not Media.objects.filter(product__sku="M-2").exists()
+
+    run(path, "--tenant", tenant.slug, "--media-dir", media_dir)  # again: the same files are the same items
+    assert Media.objects.filter(tenant=tenant).count() == 2
+
+    out = run(path, "--tenant", tenant.slug)  # naming media without --media-dir: those rows are refused
+    assert "give --media-dir" in out and "2 rows refused" in out

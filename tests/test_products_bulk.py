@@ -126,3 +126,12 @@ def test_a_body_that_is_not_a_list_of_products_is_refused_whole(api, body, conte
 def test_a_read_key_cannot_import(read_api):
     response = read_api.post(URL, [{"sku": "R-1", "title": "t"}], format="json")
     assert response.status_code == 403 and not Product.objects.exists()
+
+
+@pytest.mark.django_db
+def test_text_is_taken_without_the_white_space_around_it(api, tenant):
+    data = api.post(
+        URL, [{"sku": " T-1 ", "title": "  a title "}, {"sku": "T-2", "title": "   "}], format="json"
+    ).json()
+    assert data["created"] == 1 and [error["index"] for error in data["errors"]] == [1]
+    assert Product.objects.get(sku="T-1").title == "a title"

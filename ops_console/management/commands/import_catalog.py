@@ -8,6 +8,11 @@ batch by batch, with a progress bar and a summary of the rows refused.
   its name (its text as the value). An empty cell is a field left out: an
   existing product keeps its value.
 
+With `--media-dir DIR`, a row's `media` (a list of file names; in a CSV,
+names separated by `|`) are uploaded from DIR to its product through the
+same ingest as `POST /api/v1/media/` (the same bytes again are the same
+item: a rerun adds none); a file that is missing or refused is listed.
+
 Every row is checked before anything is written. Each batch is its own
 transaction, and a progress file beside FILE says how many batches went
 in: a run that was interrupted carries on after them when run again with
@@ -23,7 +28,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.bulk import BulkResult, RowError, UnreadableRow, check_rows, read_lines, upsert_checked
-from catalog.models import Product
+from catalog.errors import FileRejected
+from catalog.models import Product, Tenant
+from media_pipeline.uploads import ingest_upload
 from ops_console.maintenance import progress_bar, tenant_or_error
 
 DEFAULT_BATCH_SIZE = 1000
@@ -45,6 +52,8 @@ def read_csv(path: Path) -> list[Any]:
                         continue
                     if name in ("sku", "title", "category"):
                         row[name] = value
+                    elif name == "media":
+                        row[name] = [part.strip() for part in value.split("|") if part.strip()]
                     elif name == "attributes":
                         attributes = {**json.loads(value), **attributes}
                     else:
@@ -77,8 +86,9 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
         parser.add_argument("--dry-run", action="store_true", help="Check the rows and count; change nothing.")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        parser.add_argument("--media-dir", type=Path, help="Where the files the rows' `media` name are.")
 
-    def handle(self, *args, file: Path, tenant: str, dry_run: bool, batch_size: int, **options):
+    def handle(self, *args, file: Path, tenant: str, dry_run: bool, batch_size: int, media_dir: Path | None, **options):
         if not file.is_file():
             raise CommandError(f"No file {file}.")
         owner = tenant_or_error(tenant)
@@ -87,7 +97,16 @@ class Command(BaseCommand):
             rows = read_rows(file)
         except UnicodeDecodeError as exc:
             raise CommandError(f"{file.name} is not UTF-8: {exc}") from None
+        if media_dir is not None and not media_dir.is_dir():
+            raise CommandError(f"No folder {media_dir}.")
+        media = take_media(rows, media_dir)
         good, errors = check_rows(rows)
+        refused = {error.index for error in errors}
+        media_of = {}  # sku -> file names, of the row that is imported
+        for index, names in media.items():
+            if index not in refused and names:
+                media_of[rows[index]["sku"].strip()] = names
+        media_errors: list[str] = []
         if dry_run:
             existing = Product.objects.filter(tenant=owner, sku__in=list(good)).count()
             self.stdout.write(
@@ -108,6 +127,10 @@ class Command(BaseCommand):
             bar.update(sum(len(batch) for batch in batches[:done]))
             for number, batch in enumerate(batches[done:], done + 1):
                 result.add(upsert_checked(owner, {sku: good[sku] for sku in batch}))
+                if media_dir is not None:
+                    media_errors += upload_media(
+                        owner, media_dir, {sku: media_of[sku] for sku in batch if sku in media_of}
+                    )
                 progress.save(number)
                 bar.update(len(batch))
         progress.remove()
@@ -119,6 +142,13 @@ class Command(BaseCommand):
             )
         )
         self._errors(file, errors)
+        if media_dir is not None:
+            self.stdout.write(
+                f"{sum(map(len, media_of.values())) - len(media_errors)} media files uploaded or there already;"
+                f" {len(media_errors)} refused."
+            )
+            for message in media_errors[:SHOWN_ERRORS]:
+                self.stdout.write(self.style.WARNING(f"  {message}"))
 
     def _errors(self, file: Path, errors: list[RowError]) -> None:
         for error in errors[:SHOWN_ERRORS]:
@@ -126,6 +156,43 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {where} (sku {error.sku or '?'}): {error.message}"))
         if len(errors) > SHOWN_ERRORS:
             self.stdout.write(self.style.WARNING(f"  ... and {len(errors) - SHOWN_ERRORS} more."))
+
+
+def take_media(rows: list[Any], media_dir: Path | None) -> dict[int, list[str]]:
+    """Each row's `media` file names, taken out of the row (they are no
+    product field); a row naming media without `--media-dir`, or naming them
+    other than as a list of names, becomes an error of its row."""
+    media: dict[int, list[str]] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) or "media" not in row:
+            continue
+        names = row.pop("media")
+        if media_dir is None:
+            rows[index] = UnreadableRow("It names media files: give --media-dir, the folder they are in.")
+        elif not isinstance(names, list) or not all(isinstance(name, str) and name for name in names):
+            rows[index] = UnreadableRow("media: a list of file names.")
+        else:
+            media[index] = names
+    return media
+
+
+def upload_media(tenant: Tenant, media_dir: Path, media_of: dict[str, list[str]]) -> list[str]:
+    """Upload each product's files from `media_dir`; what went wrong, a line each."""
+    folder = media_dir.resolve()
+    products = {product.sku: product for product in Product.objects.filter(tenant=tenant, sku__in=list(media_of))}
+    problems = []
+    for sku, names in media_of.items():
+        for name in names:
+            path = (folder / name).resolve()
+            if not path.is_relative_to(folder) or not path.is_file():
+                problems.append(f"{sku}: no file {name!r} in {media_dir}.")
+                continue
+            try:
+                with path.open("rb") as opened:
+                    ingest_upload(tenant, opened, path.stat().st_size, path.name, products[sku])
+            except FileRejected as exc:
+                problems.append(f"{sku}: {name}: {exc.message}")
+    return problems
 
 
 class Progress:
