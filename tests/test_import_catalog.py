@@ -90,6 +90,10 @@ def test_what_cannot_be_imported_is_said(tmp_path, tenant):
         run(tmp_path / "catalog.xml", "--tenant", tenant.slug)
     with pytest.raises(CommandError, match="No file"):
         run(tmp_path / "missing.csv", "--tenant", tenant.slug)
+    with pytest.raises(CommandError, match="at least 1"):
+        run(tmp_path / "catalog.csv", "--tenant", tenant.slug, "--batch-size", "0")
+    with pytest.raises(CommandError, match="No folder"):
+        run(tmp_path / "catalog.csv", "--tenant", tenant.slug, "--media-dir", tmp_path / "nowhere")
 
 
 @pytest.mark.django_db

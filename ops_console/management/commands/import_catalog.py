@@ -91,6 +91,8 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, tenant: str, dry_run: bool, batch_size: int, media_dir: Path | None, **options):
         if not file.is_file():
             raise CommandError(f"No file {file}.")
+        if batch_size < 1:
+            raise CommandError("--batch-size is at least 1.")
         owner = tenant_or_error(tenant)
         assert owner is not None  # --tenant is required
         try:
