@@ -310,3 +310,17 @@ def queue_url(s3_bucket, settings):
     sqs_client().purge_queue(QueueUrl=url)  # S3's own test event for the new configuration
     settings.SQS_QUEUE_URL = url
     return url
+
+
+@pytest.fixture
+def tenant_indexes_dropped(transactional_db):
+    """For a test that builds tenant indexes (CONCURRENTLY needs autocommit:
+    transactional_db): every one is dropped after it, as a flush drops no index."""
+    yield
+    from django.db import connection
+
+    from search import tenant_indexes
+
+    with connection.cursor() as cursor:
+        for name in tenant_indexes.existing():
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")

@@ -136,29 +136,24 @@ def test_filters_on_a_small_tenant_equal_an_exact_filtered_scan():
 
 
 @pytest.mark.slow
-def test_filters_through_a_tenants_own_index_keep_recall(transactional_db, monkeypatch):
+def test_filters_through_a_tenants_own_index_keep_recall(tenant_indexes_dropped, monkeypatch):
     monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)  # 660 vectors make a large tenant
     tenant = TenantFactory(slug="big")
     rows = catalog(tenant, 600, seed=4)
-    try:
-        tenant_indexes.sync(model_names=[MODEL])
-        assert tenant_indexes.own_indexes(tenant.pk)
-        recalls, strategies = [], set()
-        for vector in clustered(5, seed=5):
-            for wanted in FILTERS:
-                found = searched(tenant, vector, wanted)
-                strategies.add(found.strategy)
-                truth = exact_filtered(rows, vector, wanted)
-                got = [hit.media_id for hit in found.hits]
-                assert all(keeps(rows[media_id][0], wanted) for media_id in got), wanted
-                recalls.append(len(set(got) & set(truth)) / max(1, len(truth)))
-        # Selective filters (at most 100 rows) are compared exactly, the others scanned in the index.
-        assert {"exact", "hnsw-tenant"} <= strategies, strategies
-        assert np.mean(recalls) >= 0.95, recalls
-    finally:
-        with connection.cursor() as cursor:
-            for name in tenant_indexes.existing():
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.own_indexes(tenant.pk)
+    recalls, strategies = [], set()
+    for vector in clustered(5, seed=5):
+        for wanted in FILTERS:
+            found = searched(tenant, vector, wanted)
+            strategies.add(found.strategy)
+            truth = exact_filtered(rows, vector, wanted)
+            got = [hit.media_id for hit in found.hits]
+            assert all(keeps(rows[media_id][0], wanted) for media_id in got), wanted
+            recalls.append(len(set(got) & set(truth)) / max(1, len(truth)))
+    # Selective filters (at most 100 rows) are compared exactly, the others scanned in the index.
+    assert {"exact", "hnsw-tenant"} <= strategies, strategies
+    assert np.mean(recalls) >= 0.95, recalls
 
 
 @pytest.mark.django_db
@@ -280,7 +275,7 @@ def plan_of(sql: str, params: dict) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def test_a_large_tenants_attribute_values_are_read_from_its_own_gin_index(transactional_db, monkeypatch):
+def test_a_large_tenants_attribute_values_are_read_from_its_own_gin_index(tenant_indexes_dropped, monkeypatch):
     monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)  # 660 vectors make a large tenant
     tenant, other = TenantFactory(slug="big"), TenantFactory(slug="other")
     rows = catalog(tenant, 600, seed=11)
@@ -291,39 +286,34 @@ def test_a_large_tenants_attribute_values_are_read_from_its_own_gin_index(transa
     Product.objects.filter(sku__in=["big-7", "big-8", "other-7"]).update(attributes={"color": "rare"})
     vector = clustered(1, seed=13)[0]
     Embedding.objects.filter(product__sku="other-7").update(vector=vector.tolist())
-    try:
-        tenant_indexes.sync(model_names=[MODEL])
-        gin = attributes_index_name(tenant.pk, MODEL)
-        assert {tenant_index_name(tenant.pk, MODEL), gin} <= set(tenant_indexes.own_indexes(tenant.pk))
+    tenant_indexes.sync(model_names=[MODEL])
+    gin = attributes_index_name(tenant.pk, MODEL)
+    assert {tenant_index_name(tenant.pk, MODEL), gin} <= set(tenant_indexes.own_indexes(tenant.pk))
 
-        # A value few rows have: read from the tenant's GIN index, compared exactly.
-        where, params = query._filters(tenant.pk, MODEL, filters.parse(rare), ())
-        assert gin in plan_of(f"SELECT 1 FROM catalog_embedding e WHERE {where} LIMIT 101", params)  # noqa: S608
-        found = query.nearest_products(
-            vector, tenant_id=tenant.pk, model_name=MODEL, min_score=-1.0, product_filter=filters.parse(rare)
-        )
-        assert found.strategy == "exact"
-        assert sorted(hit.product_id for hit in found.hits) == sorted(
-            Product.objects.filter(sku__in=["big-7", "big-8"]).values_list("pk", flat=True)
-        )
+    # A value few rows have: read from the tenant's GIN index, compared exactly.
+    where, params = query._filters(tenant.pk, MODEL, filters.parse(rare), ())
+    assert gin in plan_of(f"SELECT 1 FROM catalog_embedding e WHERE {where} LIMIT 101", params)  # noqa: S608
+    found = query.nearest_products(
+        vector, tenant_id=tenant.pk, model_name=MODEL, min_score=-1.0, product_filter=filters.parse(rare)
+    )
+    assert found.strategy == "exact"
+    assert sorted(hit.product_id for hit in found.hits) == sorted(
+        Product.objects.filter(sku__in=["big-7", "big-8"]).values_list("pk", flat=True)
+    )
 
-        # A value many have: the HNSW scan checks it on each row, in a form
-        # no index answers (else the planner may sort all the rows the GIN finds).
-        common = {"attributes": {"color": "red"}}
-        found = searched(tenant, vector, common)
-        assert found.strategy == "hnsw-tenant"
-        assert [hit.media_id for hit in found.hits][:5] == exact_filtered(rows, vector, common)[:5]
-        # (tests/test_tenant_indexes.py checks the HNSW scan's plan, on enough rows for the planner to use it.)
-        scan, _ = query._filters(tenant.pk, MODEL, filters.parse(common), (), index_values=False)
-        assert "jsonb_contains(e.attributes" in scan and "@>" not in scan
+    # A value many have: the HNSW scan checks it on each row, in a form
+    # no index answers (else the planner may sort all the rows the GIN finds).
+    common = {"attributes": {"color": "red"}}
+    found = searched(tenant, vector, common)
+    assert found.strategy == "hnsw-tenant"
+    assert [hit.media_id for hit in found.hits][:5] == exact_filtered(rows, vector, common)[:5]
+    # (tests/test_tenant_indexes.py checks the HNSW scan's plan, on enough rows for the planner to use it.)
+    scan, _ = query._filters(tenant.pk, MODEL, filters.parse(common), (), index_values=False)
+    assert "jsonb_contains(e.attributes" in scan and "@>" not in scan
 
-        # A range is read on the row (it carries its product's attributes).
-        conditions, _ = filters.sql(filters.parse({"attributes": {"price": {"lt": 5}}}), on_rows=True)
-        assert "e.attributes -> " in conditions[0] and "catalog_product" not in " ".join(conditions)
-    finally:
-        with connection.cursor() as cursor:
-            for name in tenant_indexes.existing():
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    # A range is read on the row (it carries its product's attributes).
+    conditions, _ = filters.sql(filters.parse({"attributes": {"price": {"lt": 5}}}), on_rows=True)
+    assert "e.attributes -> " in conditions[0] and "catalog_product" not in " ".join(conditions)
 
 
 @pytest.mark.django_db

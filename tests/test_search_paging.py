@@ -6,7 +6,6 @@ request's choice."""
 
 import numpy as np
 import pytest
-from django.db import connection
 
 from search import query, tenant_indexes
 from tests.catalogs import bulk_catalog
@@ -57,32 +56,25 @@ def test_pages_on_the_exact_path_are_the_exact_ranking_to_offset_900():
     assert seen == exact_order(media, vectors, wanted)[:1000]
 
 
-def test_pages_through_an_own_index_never_overlap_or_skip(transactional_db, monkeypatch):
+def test_pages_through_an_own_index_never_overlap_or_skip(tenant_indexes_dropped, monkeypatch):
     monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)  # 1,050 vectors make a large tenant
     tenant = TenantFactory(slug="paged")
     vectors = clustered(PRODUCTS, seed=3)
     media = bulk_catalog(tenant, vectors)
-    try:
-        tenant_indexes.sync(model_names=[MODEL])
-        assert tenant_indexes.own_indexes(tenant.pk)
-        for seed in (4, 5):
-            wanted = clustered(1, seed=seed)[0]
-            first = query.nearest_products(wanted, tenant_id=tenant.pk, model_name=MODEL, k=50, min_score=0)
-            assert first.strategy == "hnsw-tenant"
-            seen, offsets = pages(tenant, wanted, k=50)
-            assert offsets[-1] is None and offsets[:-1] == list(range(50, 950, 50))
-            assert len(seen) == len(set(seen)) == 950  # pages to offset 900 with k=50: none overlaps
-            # None skips: together they are the first 950 of one ranking, read at once.
-            whole = query.rank_products(
-                wanted, tenant_id=tenant.pk, model_name=MODEL, depth=950, page_size=50, min_score=0
-            )
-            assert seen == [hit.media_id for hit in whole.hits]
-            truth = exact_order(media, vectors, wanted)
-            assert len(set(seen[:50]) & set(truth[:50])) >= 45  # and it is the nearest first
-    finally:
-        with connection.cursor() as cursor:
-            for name in tenant_indexes.existing():
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    tenant_indexes.sync(model_names=[MODEL])
+    assert tenant_indexes.own_indexes(tenant.pk)
+    for seed in (4, 5):
+        wanted = clustered(1, seed=seed)[0]
+        first = query.nearest_products(wanted, tenant_id=tenant.pk, model_name=MODEL, k=50, min_score=0)
+        assert first.strategy == "hnsw-tenant"
+        seen, offsets = pages(tenant, wanted, k=50)
+        assert offsets[-1] is None and offsets[:-1] == list(range(50, 950, 50))
+        assert len(seen) == len(set(seen)) == 950  # pages to offset 900 with k=50: none overlaps
+        # None skips: together they are the first 950 of one ranking, read at once.
+        whole = query.rank_products(wanted, tenant_id=tenant.pk, model_name=MODEL, depth=950, page_size=50, min_score=0)
+        assert seen == [hit.media_id for hit in whole.hits]
+        truth = exact_order(media, vectors, wanted)
+        assert len(set(seen[:50]) & set(truth[:50])) >= 45  # and it is the nearest first
 
 
 @pytest.mark.django_db

@@ -27,13 +27,9 @@ SMALL_EXACT_MAX = 100
 
 
 @pytest.fixture
-def tenants(transactional_db, monkeypatch):
+def tenants(tenant_indexes_dropped, monkeypatch):
     monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", SMALL_EXACT_MAX)
-    big, small = TenantFactory(slug="big"), TenantFactory(slug="small")
-    yield big, small
-    with connection.cursor() as cursor:
-        for name in tenant_indexes.existing():
-            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+    return TenantFactory(slug="big"), TenantFactory(slug="small")
 
 
 def own(tenant, model: str = MODEL) -> list[str]:
