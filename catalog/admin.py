@@ -1,13 +1,17 @@
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
+from import_export.admin import ImportExportModelAdmin
+from import_export.forms import ConfirmImportForm, ImportForm
 
 from catalog.media import delete_media
 from catalog.models import ApiKey, Embedding, Media, MediaQuerySet, Product, Tenant, VideoFrame
+from catalog.product_resource import ProductResource
 from catalog.products import delete_products
 from catalog.tenants import create_tenant
 from catalog.transitions import requeue
@@ -73,8 +77,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} API key(s).")
 
 
+def _tenant_choice(**kwargs: Any) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(queryset=Tenant.objects.order_by("slug"), to_field_name="slug", **kwargs)
+
+
+class ProductImportForm(ImportForm):
+    tenant = _tenant_choice(help_text="The tenant whose catalog the file goes into; rows are matched by sku.")
+    field_order = ["tenant", "resource", "import_file", "format"]
+
+
+class ProductConfirmImportForm(ConfirmImportForm):
+    tenant = _tenant_choice(widget=forms.HiddenInput)
+
+
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ImportExportModelAdmin):
+    # Import: preview with each row's error, then confirm (catalog/product_resource.py).
+    # Export: the products the list shows, with its filters.
+    resource_classes = [ProductResource]
+    import_form_class = ProductImportForm
+    confirm_form_class = ProductConfirmImportForm
     list_display = ["sku", "title", "category", "tenant", "media_count", "updated_at"]
     list_filter = ["tenant", "category"]
     search_fields = ["sku", "title"]
@@ -87,6 +109,17 @@ class ProductAdmin(admin.ModelAdmin):
     @admin.display(ordering="media_count", description="media")
     def media_count(self, product: Product) -> int:
         return product.media_count  # type: ignore[attr-defined]
+
+    def get_confirm_form_initial(self, request: HttpRequest, import_form: Any) -> dict[str, Any]:
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:
+            initial["tenant"] = import_form.cleaned_data["tenant"].slug
+        return initial
+
+    def get_import_resource_kwargs(self, request: HttpRequest, **kwargs: Any) -> dict[str, Any]:
+        form = kwargs.get("form")
+        tenant = form.cleaned_data.get("tenant") if form is not None and hasattr(form, "cleaned_data") else None
+        return {**super().get_import_resource_kwargs(request, **kwargs), "import_tenant": tenant}
 
     def delete_model(self, request: HttpRequest, obj: Product) -> None:
         delete_products(Product.objects.filter(pk=obj.pk))

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "import_export",
     "catalog",
     "media_pipeline",
     "search",
@@ -322,6 +323,17 @@ CACHES = {
         "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
     }
 }
+
+# --- Admin import and export of products (django-import-export) -------------------
+# The uploaded file waits for the operator's confirmation in Redis, not in one
+# web process's temp folder, so the confirming request may land on another
+# process or machine. An upload is at most DATA_UPLOAD_MAX_MEMORY_SIZE-sized
+# form data plus the file (FILE_UPLOAD limits); it expires after a day.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
+# An import adds and changes products: it needs the right to change them; an export, to view them.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
 
 # --- REST framework -------------------------------------------------------------
 
