@@ -9,8 +9,20 @@ from django.utils import timezone
 from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ConfirmImportForm, ImportForm
 
+from catalog import webhooks
 from catalog.media import delete_media
-from catalog.models import ApiKey, Embedding, Media, MediaQuerySet, Product, Tenant, VideoFrame
+from catalog.models import (
+    ApiKey,
+    Embedding,
+    Media,
+    MediaQuerySet,
+    Product,
+    Tenant,
+    VideoFrame,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from catalog.product_resource import ProductResource
 from catalog.products import delete_products
 from catalog.tenants import create_tenant
@@ -232,4 +244,111 @@ class EmbeddingAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Embedding | None = None) -> bool:
+        return False
+
+
+# --- Webhooks ----------------------------------------------------------------------
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "tenant", "events", "is_active", "failing_since", "deactivated_reason", "created_at"]
+    list_filter = ["is_active", "tenant"]
+    search_fields = ["url", "tenant__slug"]
+    list_select_related = ["tenant"]
+    # Endpoints are the tenants' own (made through the API, where their secret is shown once).
+    readonly_fields = [
+        "tenant",
+        "url",
+        "events",
+        "created_at",
+        "failing_since",
+        "deactivated_at",
+        "deactivated_reason",
+    ]
+    exclude = ["secret"]
+    actions = ["reactivate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Reactivate selected endpoints")
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        count = webhooks.reactivate(queryset)
+        self.message_user(
+            request, f"Reactivated {count} endpoint(s); send their failed deliveries again to retry them."
+        )
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = readonly_fields = ("attempted_at", "status_code", "error", "duration_ms")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "message_id",
+        "event_type",
+        "endpoint",
+        "tenant",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type", "tenant"]
+    search_fields = ["message_id", "endpoint__url", "last_error"]
+    list_select_related = ["tenant", "endpoint"]
+    show_full_result_count = False
+    readonly_fields = [
+        "tenant",
+        "endpoint",
+        "message_id",
+        "event_type",
+        "body",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "claimed_until",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    inlines = [WebhookAttemptInline]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Send selected deliveries again")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        ids = webhooks.send_again(queryset)
+        skipped = queryset.count() - len(ids)
+        self.message_user(
+            request, f"Sending {len(ids)} delivery(ies) again; skipped {skipped} (deactivated endpoint or under way)."
+        )
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(admin.ModelAdmin):
+    list_display = ["attempted_at", "delivery", "tenant", "status_code", "error", "duration_ms"]
+    list_filter = ["tenant", "status_code"]
+    list_select_related = ["tenant", "delivery"]
+    show_full_result_count = False
+    readonly_fields = ["tenant", "delivery", "attempted_at", "status_code", "error", "duration_ms"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

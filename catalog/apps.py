@@ -1,7 +1,8 @@
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 class CatalogConfig(AppConfig):
@@ -10,6 +11,7 @@ class CatalogConfig(AppConfig):
 
     def ready(self) -> None:
         register(check_pgvector, Tags.database)
+        register(check_webhook_targets, Tags.security, deploy=True)
 
 
 def check_pgvector(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -21,3 +23,17 @@ def check_pgvector(app_configs: Any = None, databases: Any = None, **kwargs: Any
 
     problem = pgvector_problem()
     return [Error(problem, id="catalog.E001")] if problem else []
+
+
+def check_webhook_targets(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """`check --deploy`: webhooks to http and private hosts are for development and tests only."""
+    if not settings.WEBHOOK_ALLOW_PRIVATE:
+        return []
+    return [
+        Warning(
+            "WEBHOOK_ALLOW_PRIVATE is on: webhooks may be sent over http and to loopback, private and "
+            "link-local hosts, so a tenant can make this server call its internal network (SSRF).",
+            hint="Unset WEBHOOK_ALLOW_PRIVATE in production; it is for development and tests only.",
+            id="catalog.W001",
+        )
+    ]

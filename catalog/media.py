@@ -7,8 +7,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import QuerySet
 
-from catalog.models import Embedding, Media, VideoFrame
+from catalog.models import Embedding, Media, VideoFrame, WebhookEvent
 from catalog.storage_keys import delete_files_on_commit
+from catalog.webhooks import emit
 
 
 def _stored_keys(media: QuerySet[Media]) -> list[str]:
@@ -20,12 +21,14 @@ def _stored_keys(media: QuerySet[Media]) -> list[str]:
 
 @transaction.atomic
 def delete_media(queryset: QuerySet[Media]) -> int:
-    """Delete media (with their frames and embeddings, by cascade) and their files."""
+    """Delete media (with their frames and embeddings, by cascade) and their
+    files; `media.deleted` goes out with each item as it was."""
     keys = _stored_keys(queryset)
-    count = queryset.count()
-    queryset.delete()
+    ids = list(queryset.values_list("pk", flat=True))
+    emit(WebhookEvent.MEDIA_DELETED, ids)
+    Media.objects.filter(pk__in=ids).delete()
     delete_files_on_commit(keys)
-    return count
+    return len(ids)
 
 
 def delete_results(media_ids: list[int]) -> int:

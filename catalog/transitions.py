@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from catalog.errors import Conflict
 from catalog.media import delete_results
-from catalog.models import Media, MediaQuerySet
+from catalog.models import Media, MediaQuerySet, WebhookEvent
+from catalog.webhooks import emit
 from config.queues import enqueue_processing
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,14 @@ def mark_ready(media_id: int, token: str, **fields: Any) -> bool:
     warning), if `token` still holds the claim; False when it was lost. Call it
     in the transaction that stored the item's vectors and frames, after
     `lock_claims`."""
-    return bool(
+    ready = bool(
         Media.objects.held_by(token)
         .filter(pk=media_id)
         .update(status=Media.Status.READY, claim_token="", processed_at=timezone.now(), **fields)
     )
+    if ready:
+        emit(WebhookEvent.MEDIA_READY, [media_id])
+    return ready
 
 
 def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list[int]:
@@ -115,6 +119,7 @@ def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list
         ids = _release(media, now, status=Media.Status.FAILED, error=reason[:MAX_REASON_LENGTH])
         if ids:
             delete_results(ids)
+            emit(WebhookEvent.MEDIA_FAILED, ids)
     for media_id in ids:
         logger.info("media %s failed: %s", media_id, reason)
     return ids

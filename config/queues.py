@@ -25,7 +25,11 @@ QUEUE_MEDIA = "media"
 # ... and everything else (the sweeper, training, predictions, index builds)
 # here, so that a long training never holds back new media.
 QUEUE_MAINTENANCE = "maintenance"
-QUEUES = (QUEUE_MEDIA, QUEUE_MAINTENANCE)
+# Webhook deliveries: many short waits on the tenants' servers (each at most
+# WEBHOOK_TIMEOUT_S), which may run on a worker of their own with a higher
+# concurrency and no model.
+QUEUE_WEBHOOKS = "webhooks"
+QUEUES = (QUEUE_MEDIA, QUEUE_MAINTENANCE, QUEUE_WEBHOOKS)
 
 PROCESS_MEDIA_TASK = "media_pipeline.process_media"
 SWEEP_MEDIA_TASK = "media_pipeline.sweep_media"
@@ -33,6 +37,8 @@ TRAIN_RECOGNIZER_TASK = "search.train_recognizer"
 PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
 SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
 PRUNE_SEARCH_LOG_TASK = "search.prune_search_log"
+DELIVER_WEBHOOK_TASK = "catalog.deliver_webhook"
+SEND_DUE_WEBHOOKS_TASK = "catalog.send_due_webhooks"
 
 
 def send_processing(media_ids: Iterable[int]) -> None:
@@ -56,6 +62,23 @@ def enqueue_processing(media_ids: Iterable[int]) -> None:
         # robust: a broker outage must not turn a stored upload into a 500; the
         # row stays `pending` and the sweeper enqueues it again.
         transaction.on_commit(lambda: send_processing(ids), robust=True)
+
+
+def send_webhook_deliveries(delivery_ids: Iterable[int], countdown: float = 0) -> None:
+    """Send one delivery task each, now or after `countdown` seconds; raises when the broker is unavailable."""
+    from config.celery import app
+
+    for delivery_id in delivery_ids:
+        app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id], queue=QUEUE_WEBHOOKS, countdown=countdown or None)
+
+
+def enqueue_webhook_deliveries(delivery_ids: Iterable[int]) -> None:
+    """Send once the current transaction commits; a broker outage leaves them to beat's sweep."""
+    from django.db import transaction
+
+    ids = list(delivery_ids)
+    if ids:
+        transaction.on_commit(lambda: send_webhook_deliveries(ids), robust=True)
 
 
 def enqueue_maintenance(task_name: str, *args: int, on_error: Callable[[Exception], None] | None = None) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.queues import PRUNE_SEARCH_LOG_TASK, QUEUE_MAINTENANCE, SWEEP_MEDIA_TASK, SYNC_TENANT_INDEXES_TASK
+from config.queues import (
+    PRUNE_SEARCH_LOG_TASK,
+    QUEUE_MAINTENANCE,
+    QUEUE_WEBHOOKS,
+    SEND_DUE_WEBHOOKS_TASK,
+    SWEEP_MEDIA_TASK,
+    SYNC_TENANT_INDEXES_TASK,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -274,6 +281,30 @@ MEDIA_MAX_ATTEMPTS = _positive_int("MEDIA_MAX_ATTEMPTS", 3)
 PENDING_REQUEUE_MINUTES = _positive_int("PENDING_REQUEUE_MINUTES", 10)
 SWEEP_INTERVAL_SECONDS = _positive_int("SWEEP_INTERVAL_SECONDS", 60)
 
+# --- Webhooks (API.md "Webhooks", catalog/webhooks.py) ---------------------------
+
+# Seconds from each failed attempt to the next: the first retry within a
+# minute, then growing, the last attempt 27 h 35 min after the first (Standard
+# Webhooks' suggested schedule). After the last one the delivery has failed.
+WEBHOOK_RETRY_DELAYS_S = tuple(
+    env.list("WEBHOOK_RETRY_DELAYS_S", cast=float, default=[5, 300, 1800, 7200, 18000, 36000, 36000])
+)
+if not WEBHOOK_RETRY_DELAYS_S or min(WEBHOOK_RETRY_DELAYS_S) <= 0:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_DELAYS_S must be positive seconds, comma-separated")
+# A receiver has this long to connect and answer; a worker never waits longer on one.
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
+if not 0 < WEBHOOK_TIMEOUT_S <= 60:
+    raise ImproperlyConfigured("WEBHOOK_TIMEOUT_S must be between 0 and 60 seconds")
+# An endpoint whose every attempt failed for this long is deactivated.
+WEBHOOK_DISABLE_AFTER_S = _positive_int("WEBHOOK_DISABLE_AFTER_S", 86400)
+# Beat sends the deliveries whose retry is due this often (a retry due sooner
+# than WEBHOOK_COUNTDOWN_MAX_S is sent by a countdown instead, on time).
+WEBHOOK_SWEEP_SECONDS = _positive_int("WEBHOOK_SWEEP_SECONDS", 30)
+WEBHOOK_COUNTDOWN_MAX_S = _positive_int("WEBHOOK_COUNTDOWN_MAX_S", 60)
+# Development and tests only: URLs on http and on loopback or private hosts.
+# `check --deploy` warns while it is on.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+
 # --- Celery and Redis -----------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -314,6 +345,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": PRUNE_SEARCH_LOG_TASK,
         "schedule": SEARCH_LOG_PRUNE_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_LOG_PRUNE_SECONDS},
+    },
+    "send-due-webhooks": {
+        "task": SEND_DUE_WEBHOOKS_TASK,
+        "schedule": WEBHOOK_SWEEP_SECONDS,
+        "options": {"queue": QUEUE_WEBHOOKS, "expires": WEBHOOK_SWEEP_SECONDS},
     },
 }
 

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import ApiKey
-from config.queues import QUEUE_MAINTENANCE, QUEUE_MEDIA
+from config.queues import QUEUE_MEDIA, QUEUES
 from tests.factories import ApiKeyFactory, EmbeddingFactory, MediaFactory, ProductFactory, TenantFactory, unit_vector
 
 
@@ -124,7 +124,7 @@ def broker(settings):
     from media_pipeline.heartbeat import KEY_PREFIX
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    queues = [QUEUE_MEDIA, QUEUE_MAINTENANCE, "unacked", "unacked_index"]
+    queues = [*QUEUES, "unacked", "unacked_index"]
 
     def empty() -> None:
         client.delete(*queues, *client.keys(f"{KEY_PREFIX}*"))  # and earlier workers' heartbeats
@@ -147,7 +147,7 @@ def worker(transactional_db, clip, broker, settings):
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=[QUEUE_MEDIA, QUEUE_MAINTENANCE],
+        queues=list(QUEUES),
         shutdown_timeout=30,
         loglevel="WARNING",
         without_heartbeat=False,  # its heartbeats tell the dashboard it is alive

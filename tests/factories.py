@@ -2,6 +2,7 @@ import factory
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from catalog.models import (
@@ -14,8 +15,12 @@ from catalog.models import (
     TenantSettings,
     TenantSettingsChange,
     VideoFrame,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from catalog.tenants import create_tenant
+from catalog.webhooks import new_secret
 from media_pipeline.models import RejectedS3Event
 from search.models import RecognizerModel, RecognizerSuggestion, SearchFeedback, SearchLog
 
@@ -205,3 +210,35 @@ class SearchFeedbackFactory(DjangoModelFactory):
     search = factory.SubFactory(SearchLogFactory)
     tenant = factory.SelfAttribute("search.tenant")
     event = SearchFeedback.Event.CLICK
+
+
+class WebhookEndpointFactory(DjangoModelFactory):
+    class Meta:
+        model = WebhookEndpoint
+
+    tenant = factory.SubFactory(TenantFactory)
+    url = "https://93.184.216.34/hooks"
+    events = ["media.ready", "media.failed", "media.deleted"]
+    secret = factory.LazyFunction(new_secret)
+
+
+class WebhookDeliveryFactory(DjangoModelFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    tenant = factory.SelfAttribute("endpoint.tenant")
+    message_id = factory.Sequence(lambda n: f"msg_{n:032x}")
+    event_type = "media.ready"
+    body = '{"type": "media.ready"}'
+
+
+class WebhookAttemptFactory(DjangoModelFactory):
+    class Meta:
+        model = WebhookAttempt
+
+    delivery = factory.SubFactory(WebhookDeliveryFactory)
+    tenant = factory.SelfAttribute("delivery.tenant")
+    attempted_at = factory.LazyFunction(timezone.now)
+    status_code = 500
+    error = "HTTP 500 Internal Server Error"

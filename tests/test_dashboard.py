@@ -62,7 +62,7 @@ def test_figures_overall_and_per_tenant(staff, pipeline, tenant, other_tenant, b
     assert f.avg_seconds == pytest.approx((1 + 2 + 10 + 4) / 4, abs=0.01)
     # percentile_cont over 1, 2, 4, 10 s: 4 + 0.85 * (10 - 4)
     assert f.p95_seconds == pytest.approx(9.1, abs=0.01)
-    assert dashboard.queues == {"media": 1, "maintenance": 0}
+    assert dashboard.queues == {"media": 1, "maintenance": 0, "webhooks": 0}
     assert sum(h.ready for h in dashboard.hours) == 4 and sum(h.failed for h in dashboard.hours) == 2
     assert len(dashboard.hours) == 24
 
@@ -117,7 +117,7 @@ def test_a_broker_that_does_not_answer_is_reported(staff, settings):
 
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     dashboard = staff.get(DASHBOARD).context["dashboard"]
-    assert dashboard.workers is None and dashboard.queues == {"media": None, "maintenance": None}
+    assert dashboard.workers is None and dashboard.queues == dict.fromkeys(["media", "maintenance", "webhooks"])
     assert "the broker (Redis) does not answer" in dashboard.problems
 
 

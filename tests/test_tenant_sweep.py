@@ -31,6 +31,7 @@ from tests.factories import (
     SearchFeedbackFactory,
     TenantSettingsFactory,
     VideoFrameFactory,
+    WebhookAttemptFactory,
 )
 from tests.media_files import jpeg_bytes
 
@@ -68,7 +69,12 @@ def build_catalog(tenant: Tenant, vector: np.ndarray, model_name: str) -> dict:
     RecognizerSuggestionFactory(media=loose, recognizer=recognizer, candidates=[candidate])
     key = ApiKeyFactory(tenant=tenant, scope=ApiKey.Scope.WRITE)
     search = SearchFeedbackFactory(search__tenant=tenant, media=ready, product=shared).search
+    # A webhook endpoint with a delivery that was attempted once.
+    attempt = WebhookAttemptFactory(
+        delivery__endpoint__tenant=tenant, delivery__endpoint__url=f"https://93.184.216.34/{tenant.slug}"
+    )
     return {
+        "webhook": attempt.delivery.endpoint,
         "ready": ready,
         "video": video,
         "failed": failed,
@@ -126,6 +132,8 @@ ROUTES = {
     "api/v1/^media/uploads/$": [("post", "/api/v1/media/uploads/")],
     r"api/v1/^media/(?P<pk>\d+)/$": [("get", "/api/v1/media/{ready}/"), ("delete", "/api/v1/media/{ready}/")],
     r"api/v1/^media/(?P<pk>\d+)/reprocess/$": [("post", "/api/v1/media/{failed}/reprocess/")],
+    "api/v1/^webhooks/$": [("get", "/api/v1/webhooks/"), ("post", "/api/v1/webhooks/")],
+    r"api/v1/^webhooks/(?P<pk>\d+)/$": [("delete", "/api/v1/webhooks/{webhook}/")],
     "api/v1/search/image": [("post", "/api/v1/search/image")],
     "api/v1/search/text": [("post", "/api/v1/search/text")],
     "api/v1/search/similar/<int:media_id>": [
@@ -167,6 +175,8 @@ def body_for(path: str, theirs: dict):
         return {"query": "red running shoe", "k": 50, "min_score": 0}, "json"
     if path == "/api/v1/products/":
         return {"sku": "GLOBEX-ONLY", "title": "mine now"}, "json"
+    if path == "/api/v1/webhooks/":
+        return {"url": "https://93.184.216.34/acme", "events": ["media.ready"]}, "json"
     if path == "/api/v1/products/bulk":
         return [{"sku": "GLOBEX-ONLY", "title": "mine now"}, {"sku": "SHARED-1", "title": "mine now"}], "json"
     if path == "/api/v1/search/recommend":
@@ -205,7 +215,7 @@ def test_acme_with_globex_ids_reads_and_changes_nothing_of_globex(
     api, tenant, other_tenant, theirs_untouched, s3_signing, method, template
 ):
     theirs = theirs_untouched
-    path = template.format(**{name: theirs[name].pk for name in ("ready", "video", "failed")})
+    path = template.format(**{name: theirs[name].pk for name in ("ready", "video", "failed", "webhook")})
     data, fmt = body_for(path.split("?")[0], theirs)
     if method == "get":
         response = api.get(path)
@@ -228,7 +238,7 @@ def test_acme_with_globex_ids_reads_and_changes_nothing_of_globex(
     else:
         # Lists and searches answer, from acme's catalog only.
         assert leaks(response.json(), theirs, other_tenant) == [], response.json()
-    if template.startswith(("/api/v1/products/GLOBEX", "/api/v1/media/{")):
+    if template.startswith(("/api/v1/products/GLOBEX", "/api/v1/media/{", "/api/v1/webhooks/{")):
         assert response.status_code in (404, 405)
 
 

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from catalog import formats
-from catalog.models import Media, Product
+from catalog.models import Product, WebhookEndpoint, WebhookEvent
 
 
 class StrictSerializer(serializers.Serializer):
@@ -112,46 +111,6 @@ class ProductUpdateSerializer(ProductSerializer):
         return "The sku of a product cannot be changed." if name == "sku" else super().read_only_message(name)
 
 
-class MediaSerializer(serializers.ModelSerializer):
-    product = serializers.CharField(source="product.sku", read_only=True, allow_null=True, default=None)
-    frame_count = serializers.SerializerMethodField()
-    file_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Media
-        fields = [
-            "id",
-            "product",
-            "kind",
-            "status",
-            "error",
-            "attempts",
-            "content_type",
-            "size",
-            "width",
-            "height",
-            "duration_ms",
-            "frame_count",
-            "file_url",
-            "original_filename",
-            "created_at",
-            "updated_at",
-            "processed_at",
-        ]
-        read_only_fields = fields
-
-    def get_frame_count(self, media: Media) -> int:
-        annotated = getattr(media, "frame_count", None)
-        return annotated if annotated is not None else media.frames.count()
-
-    def get_file_url(self, media: Media) -> str:
-        url = default_storage.url(media.storage_key)
-        request = self.context.get("request")
-        if request is not None and url.startswith("/"):
-            return request.build_absolute_uri(url)
-        return url
-
-
 class MediaUploadSerializer(StrictSerializer):
     # Empty too: the content check refuses it as it refuses any file it cannot read (415).
     file = serializers.FileField(allow_empty_file=True, help_text=f"{formats.describe()}.")
@@ -176,3 +135,28 @@ PresignResponse = inline_serializer(
         "max_size": serializers.IntegerField(),
     },
 )
+
+
+class WebhookEndpointSerializer(StrictSerializer, serializers.ModelSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices), min_length=1, max_length=len(WebhookEvent)
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "events", "is_active", "created_at"]
+        read_only_fields = ["id", "is_active", "created_at"]
+        extra_kwargs = {"url": {"help_text": "https, on a host that resolves to public addresses only."}}
+
+    def validate_events(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each event once.")
+        return value
+
+
+class NewWebhookEndpointSerializer(WebhookEndpointSerializer):
+    """The endpoint as created: with its signing secret, shown only here."""
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
+        read_only_fields = [*WebhookEndpointSerializer.Meta.read_only_fields, "secret"]

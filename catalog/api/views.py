@@ -14,20 +14,24 @@ from catalog.api.limits import UPLOAD, limit_body
 from catalog.api.parsers import JSONParser
 from catalog.api.serializers import (
     BulkResultSerializer,
-    MediaSerializer,
     MediaUploadSerializer,
+    NewWebhookEndpointSerializer,
     Presign,
     PresignResponse,
     ProductSerializer,
     ProductUpdateSerializer,
+    WebhookEndpointSerializer,
 )
 from catalog.api.tenancy import TenantViewSet
 from catalog.bulk import MAX_ROWS, upsert_products
 from catalog.media import delete_media
-from catalog.models import SKU_CHARS, Media, Product
+from catalog.models import SKU_CHARS, Media, Product, WebhookEndpoint
 from catalog.presign import presigned_upload
 from catalog.products import create_product, delete_products
+from catalog.representations import MediaSerializer
 from catalog.transitions import request_reprocess
+from catalog.webhook_targets import TargetRefused
+from catalog.webhooks import create_endpoint
 from media_pipeline.uploads import ingest_upload
 
 
@@ -151,3 +155,28 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewS
         media = request_reprocess(self.get_object())
         media = self.get_queryset().get(pk=media.pk)
         return Response(self.get_serializer(media).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, TenantViewSet):
+    """The tenant's webhook endpoints (API.md "Webhooks"); deliveries are in the admin."""
+
+    model = WebhookEndpoint
+    serializer_class = WebhookEndpointSerializer
+    lookup_value_regex = r"\d+"
+    parser_classes = [JSONParser]
+
+    def scope_queryset(self, queryset):
+        return queryset.order_by("-created_at", "-id")
+
+    @extend_schema(
+        request=WebhookEndpointSerializer,
+        responses={201: OpenApiResponse(NewWebhookEndpointSerializer, "Created; its secret is shown only here.")},
+    )
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            endpoint = create_endpoint(self.tenant, **serializer.validated_data)
+        except TargetRefused as exc:
+            raise ValidationError({"url": [exc.message]}) from None
+        return Response(NewWebhookEndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)

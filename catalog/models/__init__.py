@@ -1,5 +1,6 @@
 """The catalog's models: tenants with their keys and settings (tenants.py);
-products, media, video frames and the vectors of both (media.py)."""
+products, media, video frames and the vectors of both (media.py); webhook
+endpoints and their deliveries (webhooks.py)."""
 
 from catalog.models.media import (
     EMBEDDING_DIMENSIONS,
@@ -27,6 +28,13 @@ from catalog.models.tenants import (
     TenantSettingsChange,
     hash_api_secret,
 )
+from catalog.models.webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryQuerySet,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "API_KEY_PREFIX_LENGTH",
@@ -49,6 +57,11 @@ __all__ = [
     "TenantSettings",
     "TenantSettingsChange",
     "VideoFrame",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookDeliveryQuerySet",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "hash_api_secret",
     "sku_validator",
 ]
