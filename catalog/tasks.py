@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
 from catalog import webhooks
 from config.queues import DELIVER_WEBHOOK_TASK, SEND_DUE_WEBHOOKS_TASK, send_webhook_deliveries
@@ -20,7 +19,7 @@ from config.transient import TRANSIENT_ERRORS
 )
 def deliver_webhook(delivery_id: int) -> float | None:
     retry_in = webhooks.attempt_delivery(delivery_id)
-    if retry_in is not None and retry_in <= settings.WEBHOOK_COUNTDOWN_MAX_S:
+    if retry_in is not None:
         send_webhook_deliveries([delivery_id], countdown=retry_in)
     return retry_in
 

@@ -222,8 +222,9 @@ def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
 
 def attempt_delivery(delivery_id: int) -> float | None:
     """One attempt at the delivery, if it is due and no other attempt holds
-    it; returns the seconds until its retry, or None when there is none
-    (delivered, given up, not due, gone)."""
+    it; returns the seconds until its retry when that retry is to be sent now
+    with a countdown, else None (delivered, given up, not due, gone, or a
+    retry far enough off for beat's sweep)."""
     now = timezone.now()
     delivery = _claim(delivery_id, now)
     if delivery is None:
@@ -262,23 +263,24 @@ def _record(delivery: WebhookDelivery, answer: Answer, attempted_at: datetime) -
             "last_status_code": answer.status_code,
             "last_error": answer.error[:MAX_ERROR_LENGTH],
         }
-        retry_in: float | None = None
+        countdown: float | None = None  # a retry soon, sent by the caller with this countdown
         if answer.succeeded:
             fields.update(status=WebhookDelivery.Status.SUCCEEDED, delivered_at=timezone.now(), next_attempt_at=None)
             WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(failing_since=None)
         elif delivery.attempts < len(delays):
             retry_in = delays[delivery.attempts]
-            retry_at = timezone.now() + timedelta(seconds=retry_in)
-            # A retry soon is sent now with a countdown (its task is marked
-            # sent); a later one is left to beat's sweep.
+            # A retry soon goes now with a countdown (its task marked sent); a later one is left to beat's sweep.
             soon = retry_in <= settings.WEBHOOK_COUNTDOWN_MAX_S
-            fields.update(next_attempt_at=retry_at, sent_at=timezone.now() if soon else None)
+            countdown = retry_in if soon else None
+            fields.update(
+                next_attempt_at=timezone.now() + timedelta(seconds=retry_in), sent_at=timezone.now() if soon else None
+            )
         else:
             fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
         if not answer.succeeded:
             _note_failure(delivery.endpoint, attempted_at)
-    return retry_in
+    return countdown
 
 
 def _note_failure(endpoint: WebhookEndpoint, attempted_at: datetime) -> None:
