@@ -37,6 +37,7 @@ TRAIN_RECOGNIZER_TASK = "search.train_recognizer"
 PREDICT_UNASSIGNED_TASK = "search.predict_unassigned"
 SYNC_TENANT_INDEXES_TASK = "search.sync_tenant_indexes"
 PRUNE_SEARCH_LOG_TASK = "search.prune_search_log"
+ROLL_UP_SEARCH_DAYS_TASK = "search.roll_up_search_days"
 DELIVER_WEBHOOK_TASK = "catalog.deliver_webhook"
 SEND_DUE_WEBHOOKS_TASK = "catalog.send_due_webhooks"
 

@@ -15,6 +15,7 @@ from config.queues import (
     PRUNE_SEARCH_LOG_TASK,
     QUEUE_MAINTENANCE,
     QUEUE_WEBHOOKS,
+    ROLL_UP_SEARCH_DAYS_TASK,
     SEND_DUE_WEBHOOKS_TASK,
     SWEEP_MEDIA_TASK,
     SYNC_TENANT_INDEXES_TASK,
@@ -260,6 +261,9 @@ SEARCH_INDEX_SYNC_SECONDS = _positive_int("SEARCH_INDEX_SYNC_SECONDS", 600)
 # analytics read them); beat deletes older ones every SEARCH_LOG_PRUNE_SECONDS.
 SEARCH_LOG_DAYS = _positive_int("SEARCH_LOG_DAYS", 90)
 SEARCH_LOG_PRUNE_SECONDS = _positive_int("SEARCH_LOG_PRUNE_SECONDS", 3600)
+# Beat rolls up the days just ended for the search analytics this often
+# (search/search_days.py).
+SEARCH_DAY_ROLLUP_SECONDS = _positive_int("SEARCH_DAY_ROLLUP_SECONDS", 3600)
 # PostgreSQL's maintenance_work_mem while a tenant's index is built: a graph
 # that outgrows it is built on disk, about 4 times slower (a 100,000-vector
 # tenant needs about 300MB). A parallel build takes it from shared memory, so a
@@ -345,6 +349,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": PRUNE_SEARCH_LOG_TASK,
         "schedule": SEARCH_LOG_PRUNE_SECONDS,
         "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_LOG_PRUNE_SECONDS},
+    },
+    "roll-up-search-days": {
+        "task": ROLL_UP_SEARCH_DAYS_TASK,
+        "schedule": SEARCH_DAY_ROLLUP_SECONDS,
+        "options": {"queue": QUEUE_MAINTENANCE, "expires": SEARCH_DAY_ROLLUP_SECONDS},
     },
     "send-due-webhooks": {
         "task": SEND_DUE_WEBHOOKS_TASK,

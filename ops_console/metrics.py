@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media
 from config.replicas import SEARCH_READS
+from search.search_log import SEARCHES, ZERO_RESULT_SEARCHES
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -96,6 +97,8 @@ class PipelineCollector:
 
 REGISTRY.register(PipelineCollector())
 REGISTRY.register(SEARCH_READS)  # searches by the database that served them (config/replicas.py)
+REGISTRY.register(SEARCHES)  # searches and those that found nothing, by kind (search/search_log.py)
+REGISTRY.register(ZERO_RESULT_SEARCHES)
 
 
 class RequestMetricsMiddleware:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from django.contrib.admin import AdminSite
 from django.contrib.admin.apps import AdminConfig
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path
 
+# What a staff user needs to read the search analytics: the right to view
+# the search log (its queries are the shoppers' words).
+ANALYTICS_PERMISSION = "search.view_searchlog"
 # What a staff user needs to search the playground and see the catalog's
 # pictures: the right to view media in the admin (every tenant's).
 PICTURES_PERMISSION = "catalog.view_media"
@@ -32,6 +35,7 @@ class OpsAdminSite(AdminSite):
     def get_urls(self):
         return [
             path("ops/", self.admin_view(self.dashboard_view), name="ops-dashboard"),
+            path("ops/search-analytics/", self.admin_view(self.search_analytics_view), name="ops-search-analytics"),
             path("ops/playground/", self.admin_view(self.playground_view), name="ops-playground"),
             path("ops/picture/<int:media_id>/", self.admin_view(self.picture_view), name="ops-picture"),
             *super().get_urls(),
@@ -77,10 +81,7 @@ class OpsAdminSite(AdminSite):
         from ops_console.chart import throughput_chart
         from ops_console.dashboard import build_dashboard
 
-        slug = request.GET.get("tenant") or None
-        tenant = Tenant.objects.filter(slug=slug).first() if slug else None
-        if slug and tenant is None:
-            raise Http404(f"No tenant '{slug}'.")
+        tenant = _tenant_named(request.GET.get("tenant"))
         dashboard = build_dashboard(tenant)
         context = {
             **self.each_context(request),
@@ -91,6 +92,47 @@ class OpsAdminSite(AdminSite):
             "all_tenants": Tenant.objects.order_by("slug").values_list("slug", flat=True),
         }
         return TemplateResponse(request, "admin/ops_dashboard.html", context)
+
+    def search_analytics_view(self, request: HttpRequest) -> TemplateResponse:
+        from catalog.models import Tenant
+        from ops_console.chart import analytics_charts
+        from ops_console.search_analytics import KINDS, WINDOWS, build_search_analytics
+
+        if not request.user.has_perm(ANALYTICS_PERMISSION):
+            raise PermissionDenied(f"The search analytics need {ANALYTICS_PERMISSION}.")
+        tenant = _tenant_named(request.GET.get("tenant"))
+        try:
+            days = int(request.GET.get("days") or WINDOWS[0])
+        except ValueError:
+            days = 0
+        if days not in WINDOWS:
+            raise BadRequest(f"days must be one of {', '.join(map(str, sorted(WINDOWS)))}.")
+        score_kind = request.GET.get("kind") or ""
+        if score_kind and score_kind not in KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(KINDS)}.")
+        analytics = build_search_analytics(tenant, days=days, score_kind=score_kind)
+        context = {
+            **self.each_context(request),
+            "title": f"Search analytics — {tenant.slug}" if tenant else "Search analytics",
+            "analytics": analytics,
+            **analytics_charts(analytics),
+            "windows": sorted(WINDOWS),
+            "kinds": KINDS,
+            "all_tenants": Tenant.objects.order_by("slug").values_list("slug", flat=True),
+        }
+        return TemplateResponse(request, "admin/search_analytics.html", context)
+
+
+def _tenant_named(slug: str | None):
+    """The tenant a console page's `?tenant=` names; None for all tenants."""
+    from catalog.models import Tenant
+
+    if not slug:
+        return None
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        raise Http404(f"No tenant '{slug}'.")
+    return tenant
 
 
 class OpsAdminConfig(AdminConfig):

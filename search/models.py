@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -139,7 +140,13 @@ class SearchLog(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["tenant", "created_at"], name="searchlog_tenant_created"),
+            # Covering the columns the console's search analytics read
+            # (ops_console/search_analytics.py): their scans are index-only.
+            models.Index(
+                fields=["tenant", "created_at"],
+                name="searchlog_tenant_covering",
+                include=["kind", "offset", "result_count", "took_ms", "best_score"],
+            ),
             models.Index(fields=["created_at"], name="searchlog_created"),  # pruning
         ]
         constraints = [
@@ -179,3 +186,48 @@ class SearchFeedback(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.event} on search {self.search_id}"
+
+
+class SearchDay(TenantOwned):
+    """One UTC day's searches of one kind by one tenant, rolled up from the
+    log once the day is over (search/search_days.py), so that the console's
+    analytics read a row per day instead of every search."""
+
+    day = models.DateField()
+    kind = models.CharField(max_length=10, choices=SearchLog.Kind.choices)
+    searches = models.PositiveIntegerField(default=0)
+    first_pages = models.PositiveIntegerField(default=0)
+    zero_results = models.PositiveIntegerField(default=0, help_text="First pages that came back empty.")
+    unscored = models.PositiveIntegerField(default=0, help_text="First pages with no vector score.")
+    # First pages by their best score, and searches by took_ms, in the bins
+    # of search/search_days.py; the time bins from took_first_bin on, up to
+    # the last one not empty (most of them are: a day's times span a few).
+    score_bins = ArrayField(models.PositiveIntegerField(), default=list)
+    took_first_bin = models.PositiveSmallIntegerField(default=0)
+    took_bins = ArrayField(models.PositiveIntegerField(), default=list)
+    # Searches with at least one event of each kind.
+    with_click = models.PositiveIntegerField(default=0)
+    with_add_to_cart = models.PositiveIntegerField(default=0)
+    with_purchase = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "tenant", "kind"]
+        verbose_name = "search day"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "kind"], name="searchday_unique"),
+        ]
+        indexes = [models.Index(fields=["day"], name="searchday_day")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} searches of {self.day}"
+
+
+class SearchDayRollup(models.Model):
+    """A UTC day whose searches are rolled up into SearchDay rows (a day
+    without searches has none)."""
+
+    day = models.DateField(primary_key=True)
+    rolled_up_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"searches of {self.day} rolled up"

@@ -21,12 +21,23 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from prometheus_client import Counter
 
 from catalog.models import Media, Product, Tenant
+from search import search_days
 from search.filters import ProductFilter
 from search.models import SearchFeedback, SearchLog
 
 logger = logging.getLogger(__name__)
+
+# Registered by ops_console.metrics with the other metrics of /metrics.
+SEARCHES = Counter("stockmind_searches", "Searches answered, by kind.", ["kind"], registry=None)
+ZERO_RESULT_SEARCHES = Counter(
+    "stockmind_zero_result_searches",
+    "Searches whose first page came back empty, by kind.",
+    ["kind"],
+    registry=None,
+)
 
 # Rows deleted per statement: a day of a busy tenant's searches goes in a few
 # statements, each holding its locks for well under a second.
@@ -77,6 +88,9 @@ def record(
     # setting lasts for.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_INSERT, values)
+    SEARCHES.labels(logged.kind).inc()
+    if not scores and offset == 0:
+        ZERO_RESULT_SEARCHES.labels(logged.kind).inc()
     return search_id
 
 
@@ -98,7 +112,8 @@ def record_feedback(
 
 
 def prune(now: datetime | None = None, *, batch_size: int = PRUNE_BATCH_SIZE) -> int:
-    """Delete the searches older than SEARCH_LOG_DAYS, with their feedback; how many."""
+    """Delete the searches older than SEARCH_LOG_DAYS, with their feedback
+    and their days' rollups; how many searches."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.SEARCH_LOG_DAYS)
     deleted = 0
     while True:
@@ -107,6 +122,7 @@ def prune(now: datetime | None = None, *, batch_size: int = PRUNE_BATCH_SIZE) ->
             break
         SearchFeedback.objects.filter(search_id__in=ids).delete()
         deleted += SearchLog.objects.filter(pk__in=ids).delete()[1].get(SearchLog._meta.label, 0)
+    search_days.prune(cutoff)
     if deleted:
         logger.info("pruned %d searches older than %s", deleted, cutoff.isoformat())
     return deleted

@@ -12,11 +12,12 @@ from catalog.models import Tenant
 from config.queues import (
     PREDICT_UNASSIGNED_TASK,
     PRUNE_SEARCH_LOG_TASK,
+    ROLL_UP_SEARCH_DAYS_TASK,
     SYNC_TENANT_INDEXES_TASK,
     TRAIN_RECOGNIZER_TASK,
 )
 from config.transient import TRANSIENT_ERRORS
-from search import search_log, tenant_indexes
+from search import search_days, search_log, tenant_indexes
 from search.recognizer import predictions, versions
 
 logger = logging.getLogger(__name__)
@@ -68,3 +69,11 @@ def sync_tenant_indexes(tenant_id: int | None = None) -> dict[str, Any]:
 def prune_search_log() -> int:
     """Beat: drop the searches older than SEARCH_LOG_DAYS."""
     return search_log.prune()
+
+
+@shared_task(
+    name=ROLL_UP_SEARCH_DAYS_TASK, acks_late=True, autoretry_for=TRANSIENT_ERRORS, max_retries=3, retry_backoff=True
+)
+def roll_up_search_days() -> int:
+    """Beat: roll up the days of searches just ended, for the analytics."""
+    return search_days.roll_up_recent()

@@ -1,5 +1,6 @@
 """The search log and its feedback, read-only: what shoppers searched for,
-what they found (the zero-result searches a filter away) and what they did."""
+what they found (the zero-result searches a filter away) and what they did;
+and the log's days rolled up, which the search analytics read."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from search.models import SearchFeedback, SearchLog
+from search.models import SearchDay, SearchFeedback, SearchLog
 
 
 class FoundNothing(admin.SimpleListFilter):
@@ -50,3 +51,22 @@ class SearchFeedbackAdmin(ReadOnly):
     list_filter = ["tenant", "event"]
     list_select_related = ["tenant", "search", "media", "product"]
     readonly_fields = [f.name for f in SearchFeedback._meta.fields]
+
+
+@admin.register(SearchDay)
+class SearchDayAdmin(ReadOnly):
+    list_display = [
+        "day",
+        "tenant",
+        "kind",
+        "searches",
+        "first_pages",
+        "zero_results",
+        "with_click",
+        "with_add_to_cart",
+        "with_purchase",
+    ]
+    list_filter = ["tenant", "kind"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "day"
+    readonly_fields = [f.name for f in SearchDay._meta.fields]
