@@ -12,11 +12,17 @@ from catalog.storage_keys import delete_files_on_commit
 from catalog.webhooks import emit
 
 
+def _thumbnail_keys(media: QuerySet[Media]) -> set[str]:
+    """The thumbnails processing stored for the given media: a video's frames'
+    (its own is its first frame's) and an image's."""
+    keys = set(VideoFrame.objects.filter(media__in=media).values_list("thumbnail_key", flat=True))
+    keys |= set(media.values_list("thumbnail_key", flat=True))
+    return keys - {""}
+
+
 def _stored_keys(media: QuerySet[Media]) -> list[str]:
-    """Storage keys of the given media queryset and of their frames' thumbnails."""
-    keys = list(media.values_list("storage_key", flat=True))
-    keys += VideoFrame.objects.filter(media__in=media).exclude(thumbnail_key="").values_list("thumbnail_key", flat=True)
-    return keys
+    """Storage keys of the given media queryset and of their thumbnails."""
+    return [*media.values_list("storage_key", flat=True), *_thumbnail_keys(media)]
 
 
 @transaction.atomic
@@ -32,11 +38,11 @@ def delete_media(queryset: QuerySet[Media]) -> int:
 
 
 def delete_results(media_ids: list[int]) -> int:
-    """Delete the vectors and frames of the given media, and the frames'
-    thumbnails once the transaction commits; returns how many rows went."""
+    """Delete the vectors and frames of the given media, and their thumbnails
+    once the transaction commits; returns how many rows went."""
     vectors = Embedding.objects.filter(media_id__in=media_ids)
     frames = VideoFrame.objects.filter(media_id__in=media_ids)
-    delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
+    delete_files_on_commit(_thumbnail_keys(Media.objects.filter(pk__in=media_ids)))
     # The vectors first: the frames' deletion would otherwise look for theirs.
     deleted, _ = vectors.delete()
     return deleted + frames.delete()[0]

@@ -28,18 +28,28 @@ MEDIA_KEY = re.compile(
 )
 
 
-# A video's frame thumbnails sit beside it: <its key without extension>.frames/00012.jpg.
+# A video's frame thumbnails sit beside it: <its key without extension>.frames/00012.jpg;
+# an image's thumbnail too: <its key without extension>.thumbnail/320.jpg.
 FRAMES_SUFFIX = ".frames"
 THUMBNAIL_NAME = "{index:05d}.jpg"
+IMAGE_THUMBNAIL_SUFFIX = ".thumbnail"
 # Objects the application writes itself under clients/: direct uploads without a
-# product and video frame thumbnails. Their S3 events are not client uploads.
-APP_WRITTEN_KEY = re.compile(rf"^clients/[^/]+/(?:{UNASSIGNED}/|.*{re.escape(FRAMES_SUFFIX)}/\d+\.jpg$)")
+# product and thumbnails. Their S3 events are not client uploads.
+APP_WRITTEN_KEY = re.compile(
+    rf"^clients/[^/]+/(?:{UNASSIGNED}/|.*(?:{re.escape(FRAMES_SUFFIX)}|{re.escape(IMAGE_THUMBNAIL_SUFFIX)})/\d+\.jpg$)"
+)
 
 
 def frame_thumbnail_key(video_key: str, index: int) -> str:
     """Where the thumbnail of frame `index` of the video at `video_key` is stored."""
     key = PurePosixPath(video_key)
     return str(key.with_name(f"{key.stem}{FRAMES_SUFFIX}") / THUMBNAIL_NAME.format(index=index))
+
+
+def image_thumbnail_key(image_key: str, side: int) -> str:
+    """Where the thumbnail (at most `side` pixels a side) of the image at `image_key` is stored."""
+    key = PurePosixPath(image_key)
+    return str(key.with_name(f"{key.stem}{IMAGE_THUMBNAIL_SUFFIX}") / f"{side}.jpg")
 
 
 def is_app_written(key: str) -> bool:

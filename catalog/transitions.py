@@ -79,11 +79,15 @@ def claim(media_ids: Iterable[int], token: str) -> list[Media]:
     return list(Media.objects.select_related("tenant", "product").filter(pk__in=claimed).order_by("pk"))
 
 
-def _release(media: MediaQuerySet, now: datetime | None = None, **fields: Any) -> list[int]:
-    """Leave `processing` (or whatever state `media` selects) with `fields`."""
-    ids = _lock(media)
-    Media.objects.filter(pk__in=ids).update(claim_token="", processed_at=now or timezone.now(), **fields)
-    return ids
+# What processing made of an item that a failed one must not keep (its
+# vectors and frames go too: delete_results).
+FAILED_KEEPS_NOTHING: dict[str, Any] = {
+    "thumbnail_key": "",
+    "phash": None,
+    "duplicate_of": None,
+    "duplicate_kind": "",
+    "duplicate_similarity": None,
+}
 
 
 def lock_claims(media_ids: Iterable[int], token: str) -> dict[int, int | None]:
@@ -111,14 +115,21 @@ def mark_ready(media_id: int, token: str, **fields: Any) -> bool:
 
 def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list[int]:
     """Mark the items `media` selects failed with `reason`, and delete their
-    vectors and frames (the frames' thumbnails once this commits): search
+    vectors, frames and thumbnails (the files once this commits): search
     never returns a failed item. Returns the ids failed. Select with the
     state the caller expects (`Media.objects.held_by(token)`, `.stuck(now)`,
     `.not_processing()`): an item that left it meanwhile is not touched."""
     with transaction.atomic():
-        ids = _release(media, now, status=Media.Status.FAILED, error=reason[:MAX_REASON_LENGTH])
+        ids = _lock(media)
         if ids:
-            delete_results(ids)
+            delete_results(ids)  # reads the thumbnails' keys, cleared next
+            Media.objects.filter(pk__in=ids).update(
+                status=Media.Status.FAILED,
+                error=reason[:MAX_REASON_LENGTH],
+                claim_token="",
+                processed_at=now or timezone.now(),
+                **FAILED_KEEPS_NOTHING,
+            )
             emit(WebhookEvent.MEDIA_FAILED, ids)
     for media_id in ids:
         logger.info("media %s failed: %s", media_id, reason)

@@ -1,39 +1,58 @@
-"""Images of one task, as a batch: read and preprocessed in parallel threads,
+"""Images of one task, as a batch: read and preprocessed in parallel threads
+(each image's thumbnail stored and its perceptual hash taken meanwhile),
 embedded in one pass of the model, stored in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.db import transaction
 
 from catalog import transitions
 from catalog.models import Embedding, Media
+from catalog.storage_keys import image_thumbnail_key
 from media_pipeline.decoders import decoder_pool
 from media_pipeline.embedder import get_embedder
+from media_pipeline.fingerprints import THUMBNAIL_SIDE, perceptual_hash, thumbnail_jpeg
 from media_pipeline.images import load_image
 from media_pipeline.outcomes import Outcome, claim_lost, failed, finished
 from media_pipeline.probe import check_unprobed
-from media_pipeline.storage import open_local
+from media_pipeline.storage import open_local, save_overwriting
+from media_pipeline.uploads import sha256_of
 
 
 @dataclass
 class _Decoded:
     media: Media
     pixels: np.ndarray | None = None
-    size: tuple[int, int] = (0, 0)
     error: Exception | None = None
+    # What mark_ready stores with the item: its size, thumbnail, hashes.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def _decode(media: Media, preprocess: Callable) -> _Decoded:
     try:
         with open_local(media.storage_key) as file:
             check_unprobed(media, file)
-            image, size = load_image(file)
-        return _Decoded(media, preprocess(image), size)
+            # Objects that arrived through S3 were not hashed on the way in.
+            sha256 = media.sha256 or sha256_of(file)
+            image, (width, height) = load_image(file)
+        thumbnail_key = save_overwriting(
+            image_thumbnail_key(media.storage_key, THUMBNAIL_SIDE), ContentFile(thumbnail_jpeg(image))
+        )
+        fields = {
+            "width": width,
+            "height": height,
+            "sha256": sha256,
+            "phash": perceptual_hash(image),
+            "thumbnail_key": thumbnail_key,
+        }
+        return _Decoded(media, preprocess(image), fields=fields)
     except Exception as exc:
         return _Decoded(media, error=exc)
 
@@ -71,6 +90,5 @@ def _store(items: list[_Decoded], vectors: np.ndarray, token: str, model_name: s
         )
         for item in items:
             if item.media.pk in held:
-                width, height = item.size
-                transitions.mark_ready(item.media.pk, token, width=width, height=height)
+                transitions.mark_ready(item.media.pk, token, **item.fields)
     return set(held)

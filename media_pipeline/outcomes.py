@@ -1,4 +1,4 @@
-"""How a processed item ends, for both pipelines: ready (then near-duplicates
+"""How a processed item ends, for both pipelines: ready (then duplicates
 are linked and `media_ready` is sent), failed with the reason a client reads,
 or skipped (not this task's to process)."""
 
@@ -13,7 +13,7 @@ from catalog.errors import FileRejected
 from catalog.models import Media
 from catalog.signals import media_ready
 from config.transient import TRANSIENT_ERRORS
-from media_pipeline.duplicates import link_near_duplicates
+from media_pipeline.duplicates import link_duplicates
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,11 @@ def claim_lost(media: Media) -> Outcome:
 
 
 def finished(stored: Sequence[Media]) -> dict[int, Outcome]:
-    """After the results are stored: near-duplicates (of images), then
+    """After the results are stored: duplicates, then
     `media_ready` for the apps that act on ready items."""
     fresh = Media.objects.select_related("tenant", "tenant__settings").in_bulk([media.pk for media in stored])
     items = [fresh[media.pk] for media in stored if media.pk in fresh]
-    link_near_duplicates([media for media in items if media.kind == Media.Kind.IMAGE])
+    link_duplicates(items)
     for receiver, error in media_ready.send_robust(sender=Media, media=items):
         if isinstance(error, Exception):
             # The items are ready and stay so; a receiver's work (a prediction)

@@ -4,7 +4,6 @@ one transaction that replaces any earlier run's."""
 
 from __future__ import annotations
 
-import io
 import logging
 import queue
 from typing import IO
@@ -20,6 +19,7 @@ from catalog.models import Embedding, Media, VideoFrame
 from catalog.storage_keys import delete_files_on_commit, frame_thumbnail_key
 from media_pipeline.decoders import decoder_pool
 from media_pipeline.embedder import ClipEmbedder, get_embedder
+from media_pipeline.fingerprints import perceptual_hash, thumbnail_jpeg
 from media_pipeline.outcomes import Outcome, claim_lost, failed, finished
 from media_pipeline.probe import check_unprobed
 from media_pipeline.storage import open_local, save_overwriting
@@ -27,8 +27,6 @@ from media_pipeline.video import SampledFrame, SampledVideo, sample_video
 
 logger = logging.getLogger(__name__)
 
-THUMBNAIL_SIDE = 320
-THUMBNAIL_QUALITY = 85
 # A video's kept frames are embedded this many at a time while decoding goes on.
 VIDEO_EMBED_CHUNK = 16
 
@@ -90,11 +88,7 @@ def _sample_and_embed(file: IO[bytes], embedder: ClipEmbedder) -> tuple[SampledV
 
 
 def _store_thumbnail(media: Media, index: int, image: Image.Image) -> str:
-    thumbnail = image.copy()
-    thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    buffer = io.BytesIO()
-    thumbnail.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY)
-    return save_overwriting(frame_thumbnail_key(media.storage_key, index), ContentFile(buffer.getvalue()))
+    return save_overwriting(frame_thumbnail_key(media.storage_key, index), ContentFile(thumbnail_jpeg(image)))
 
 
 def _store(
@@ -117,6 +111,7 @@ def _store(
                 timestamp_ms=frame.timestamp_ms,
                 thumbnail_key=key,
                 is_keyframe=frame.is_keyframe,
+                phash=perceptual_hash(frame.image),
             )
             for frame, key in zip(sampled.frames, thumbnail_keys, strict=True)
         )
@@ -128,4 +123,5 @@ def _store(
             height=sampled.height,
             duration_ms=sampled.duration_ms,
             error=sampled.warning,
+            thumbnail_key=thumbnail_keys[0] if thumbnail_keys else "",
         )

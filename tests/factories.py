@@ -1,3 +1,5 @@
+import hashlib
+
 import factory
 import numpy as np
 from django.core.files.base import ContentFile
@@ -89,7 +91,8 @@ class MediaFactory(DjangoModelFactory):
 
 def stored_media(key: str, data: bytes, **fields) -> Media:
     """A media row (MediaFactory `fields`) whose file `data` is really in
-    storage, under `key`."""
+    storage, under `key`, with its real sha256 (as an upload records it)."""
+    fields.setdefault("sha256", hashlib.sha256(data).hexdigest())
     return MediaFactory(storage_key=default_storage.save(key, ContentFile(data)), size=len(data), **fields)
 
 

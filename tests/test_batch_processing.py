@@ -134,7 +134,7 @@ def test_large_jpegs_are_decoded_at_reduced_size_unless_turned_off(settings, min
 
 
 @pytest.mark.django_db
-def test_near_duplicates_within_one_batch_and_across_batches_point_at_the_oldest(tenant, clip):
+def test_duplicates_within_one_batch_and_across_batches_point_at_the_oldest(tenant, clip):
     photo = media_files.jpeg_bytes(320, 240, seed=1)
     recompressed = io.BytesIO()
     Image.open(io.BytesIO(photo)).save(recompressed, format="JPEG", quality=70)
@@ -146,5 +146,6 @@ def test_near_duplicates_within_one_batch_and_across_batches_point_at_the_oldest
 
     rows = Media.objects.in_bulk([first.pk, second.pk, other.pk, third.pk])
     assert rows[first.pk].duplicate_of_id is None and rows[other.pk].duplicate_of_id is None
-    assert rows[second.pk].duplicate_of_id == first.pk and rows[second.pk].duplicate_similarity >= 0.95
-    assert rows[third.pk].duplicate_of_id == first.pk
+    assert rows[second.pk].duplicate_of_id == first.pk and rows[second.pk].duplicate_kind == "near_identical"
+    assert (rows[third.pk].duplicate_of_id, rows[third.pk].duplicate_kind) == (first.pk, "exact")
+    assert rows[third.pk].duplicate_similarity == 1

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/media/"
 MEDIA_FIELDS = {
     "id",
+    "duplicate_of",
+    "duplicate_kind",
     "product",
     "kind",
     "status",

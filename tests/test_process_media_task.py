@@ -143,7 +143,7 @@ def test_a_task_delivered_twice_leaves_the_same_rows(worker, api, broker, settin
     assert Embedding.objects.filter(media_id=media_id).count() == embeddings_before
 
 
-def test_near_duplicate_images_are_linked(worker, api):
+def test_re_encoded_images_are_linked_as_near_identical(worker, api):
     original = media_files.jpeg_bytes(320, 240, seed=1)
     recompressed = io.BytesIO()
     Image.open(io.BytesIO(original)).save(recompressed, format="JPEG", quality=70)
@@ -152,9 +152,9 @@ def test_near_duplicate_images_are_linked(worker, api):
     second = upload(api, "b.jpg", recompressed.getvalue())
     third = upload(api, "c.jpg", media_files.jpeg_bytes(320, 240, color=(20, 200, 40), seed=7))
     settled = wait_until_settled([second, third])
-    assert settled[second].duplicate_of_id == first
-    assert settled[second].duplicate_similarity >= 0.95
+    assert (settled[second].duplicate_of_id, settled[second].duplicate_kind) == (first, "near_identical")
     assert Media.objects.get(pk=first).duplicate_of_id is None
+    assert api.get(f"/api/v1/media/{second}/").json()["duplicate_kind"] == "near_identical"
 
 
 def test_a_video_without_a_stated_length_is_stopped_at_the_limit():

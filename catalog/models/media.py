@@ -103,7 +103,15 @@ class MediaQuerySet(models.QuerySet["Media"]):
         )
 
 
+class DuplicateKind(models.TextChoices):
+    EXACT = "exact"  # the same bytes
+    NEAR_IDENTICAL = "near_identical"  # the same picture re-encoded, resized or lightly cropped
+    SIMILAR = "similar"  # CLIP similarity at or above the tenant's near-duplicate threshold
+
+
 class Media(TenantOwned):
+    DuplicateKind = DuplicateKind
+
     class Kind(models.TextChoices):
         IMAGE = "image"
         VIDEO = "video"
@@ -140,11 +148,23 @@ class Media(TenantOwned):
     # same task (worker lost, transient retry) may take the claim again; any
     # other delivery may not.
     claim_token = models.CharField(max_length=64, blank=True, default="", editable=False)
-    # The older media of the same tenant this one nearly duplicates, if any.
+    # What processing keeps besides the vectors: the console's picture (an
+    # image's own thumbnail, a video's first kept frame's) and an image's
+    # perceptual hash (media_pipeline/fingerprints.py).
+    thumbnail_key = models.CharField(max_length=600, blank=True, default="")
+    phash = models.BigIntegerField(null=True, blank=True, help_text="The image's perceptual hash (64 bits).")
+    # The older media of the same tenant this one duplicates, if any, and how
+    # (media_pipeline/duplicates.py).
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="near_duplicates"
     )
-    duplicate_similarity = models.FloatField(null=True, blank=True)
+    duplicate_kind = models.CharField(max_length=14, choices=DuplicateKind.choices, blank=True, default="")
+    duplicate_similarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="1 for exact copies; for near-identical ones the share of perceptual hash bits alike; "
+        "for similar ones the CLIP similarity.",
+    )
     # For objects that arrived through S3 events: the object version this row
     # describes, so a repeated event is recognised and a newer one wins.
     s3_etag = models.CharField(max_length=100, blank=True, default="")
@@ -163,10 +183,21 @@ class Media(TenantOwned):
             models.CheckConstraint(condition=Q(kind__in=["image", "video"]), name="media_kind_valid"),
             models.CheckConstraint(condition=Q(source__in=["upload", "s3"]), name="media_source_valid"),
             models.CheckConstraint(condition=Q(size__gte=0), name="media_size_not_negative"),
+            models.CheckConstraint(
+                condition=Q(duplicate_kind__in=["", "exact", "near_identical", "similar"]),
+                name="media_duplicate_kind_valid",
+            ),
         ]
         indexes = [
             models.Index(fields=["tenant", "status"], name="media_tenant_status"),
             models.Index(fields=["tenant", "sha256"], name="media_tenant_sha256"),
+            # The near-identical lookup reads a tenant's hashes from this index alone.
+            models.Index(
+                fields=["tenant", "phash"],
+                include=["id", "status"],
+                condition=Q(phash__isnull=False),
+                name="media_tenant_phash",
+            ),
             models.Index(fields=["status", "processing_started_at"], name="media_status_started"),
             # The dashboard's last 24 hours (throughput, processing times) read
             # from this index alone.
@@ -191,6 +222,7 @@ class VideoFrame(TenantOwned):
     timestamp_ms = models.PositiveIntegerField()
     thumbnail_key = models.CharField(max_length=512, blank=True, default="")
     is_keyframe = models.BooleanField(default=False)
+    phash = models.BigIntegerField(null=True, blank=True, help_text="The frame's perceptual hash (64 bits).")
 
     class Meta:
         ordering = ["media", "index"]

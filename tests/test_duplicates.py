@@ -1,0 +1,234 @@
+"""Duplicates in three tiers (exact, near_identical, similar) and the
+thumbnails processing stores: a corpus of re-encoded, resized and lightly
+cropped copies sorts as near-identical, distinct photos of the same product
+do not; videos re-encoded are near-identical; nothing crosses tenants."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import av
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from catalog.models import Media, TenantSettings, VideoFrame
+from media_pipeline import fingerprints
+from media_pipeline.processing import process_batch
+from ops_console.demo_media import SAMPLE_PRODUCTS, product_image, product_video
+from tests.factories import stored_media
+
+
+def picture(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def jpeg(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def cropped(image: Image.Image, left: float, top: float, right: float, bottom: float) -> Image.Image:
+    w, h = image.size
+    return image.crop((int(w * left), int(h * top), w - int(w * right), h - int(h * bottom)))
+
+
+# What a copy of a photo goes through on its way to a second upload.
+COPIES = {
+    "re-encoded at quality 40": lambda image: jpeg(image, 40),
+    "converted to PNG": png,
+    "resized to half": lambda image: jpeg(image.resize((image.width // 2, image.height // 2)), 90),
+    "resized to 320 and re-encoded": lambda image: jpeg(image.resize((320, 240)), 60),
+    "3% cropped off each side": lambda image: jpeg(cropped(image, 0.03, 0.03, 0.03, 0.03), 90),
+    "10% cropped off each side": lambda image: jpeg(cropped(image, 0.1, 0.1, 0.1, 0.1), 90),
+    "6% cropped off the left and the bottom": lambda image: jpeg(cropped(image, 0.06, 0, 0, 0.06), 90),
+}
+PHOTOS = {
+    (product.sku, variant): product_image(product, variant) for product in SAMPLE_PRODUCTS for variant in (0, 1, 2)
+}
+
+
+def thumbnail(data: bytes) -> Image.Image:
+    """The picture as the duplicate check sees it: its stored thumbnail."""
+    return picture(fingerprints.thumbnail_jpeg(picture(data)))
+
+
+@pytest.mark.parametrize("copy", COPIES)
+def test_copies_of_a_photo_are_the_same_picture(copy):
+    for data in PHOTOS.values():
+        assert fingerprints.same_picture(thumbnail(data), thumbnail(COPIES[copy](picture(data))))
+
+
+def test_distinct_photos_of_the_same_product_are_not_the_same_picture():
+    for product in SAMPLE_PRODUCTS:
+        for a, b in itertools.combinations((0, 1, 2), 2):
+            first, second = thumbnail(PHOTOS[(product.sku, a)]), thumbnail(PHOTOS[(product.sku, b)])
+            assert not fingerprints.same_picture(first, second), (product.sku, a, b)
+
+
+def test_a_crop_moves_the_perceptual_hash_as_far_as_a_different_photo():
+    """Why the hash only proposes candidates and the alignment decides."""
+    photo, other = picture(PHOTOS[("SNK-RED-01", 0)]), picture(PHOTOS[("SNK-RED-01", 1)])
+    same = fingerprints.perceptual_hash(photo)
+    assert fingerprints.hash_distance(same, fingerprints.perceptual_hash(picture(jpeg(photo, 40)))) <= 4
+    crop = fingerprints.hash_distance(
+        same, fingerprints.perceptual_hash(picture(COPIES["3% cropped off each side"](photo)))
+    )
+    different = fingerprints.hash_distance(same, fingerprints.perceptual_hash(other))
+    assert crop <= fingerprints.CANDIDATE_BITS and different <= fingerprints.CANDIDATE_BITS
+
+
+def stored(tenant, name: str, data: bytes, kind: str = "image") -> Media:
+    content_type = "image/jpeg" if kind == "image" else "video/mp4"
+    return stored_media(
+        f"clients/{tenant.slug}/dups/{name}", data, tenant=tenant, product=None, kind=kind, content_type=content_type
+    )
+
+
+def settle(*media: Media) -> dict[int, Media]:
+    for number, item in enumerate(media):  # one at a time, oldest first, as uploads come
+        process_batch([item.pk], f"task-{item.pk}-{number}")
+    return Media.objects.in_bulk([item.pk for item in media])
+
+
+@pytest.fixture
+def no_similar(tenant):
+    """The `similar` tier off: the small random model finds every pair alike."""
+    TenantSettings.objects.filter(tenant=tenant).update(near_duplicate_similarity=1.0)
+
+
+@pytest.mark.django_db
+def test_the_pipeline_sorts_copies_by_tier(tenant, clip, no_similar):
+    photo = PHOTOS[("MUG-YEL-01", 0)]
+    image = picture(photo)
+    items = {
+        "original": stored(tenant, "original.jpg", photo),
+        "same bytes": stored(tenant, "again.jpg", photo),
+        "re-encoded": stored(tenant, "reencoded.jpg", COPIES["re-encoded at quality 40"](image)),
+        "cropped": stored(tenant, "cropped.jpg", COPIES["6% cropped off the left and the bottom"](image)),
+        "resized": stored(tenant, "resized.jpg", COPIES["resized to half"](image)),
+        "other photo": stored(tenant, "other.jpg", PHOTOS[("MUG-YEL-01", 1)]),
+        "other product": stored(tenant, "product.jpg", PHOTOS[("MUG-GRN-02", 0)]),
+    }
+    rows = settle(*items.values())
+    found = {name: (rows[m.pk].duplicate_of_id, rows[m.pk].duplicate_kind) for name, m in items.items()}
+    original = items["original"].pk
+    assert found == {
+        "original": (None, ""),
+        "same bytes": (original, "exact"),
+        "re-encoded": (original, "near_identical"),
+        "cropped": (original, "near_identical"),
+        "resized": (original, "near_identical"),
+        "other photo": (None, ""),
+        "other product": (None, ""),
+    }
+    assert rows[items["same bytes"].pk].duplicate_similarity == 1
+    assert 0.5 < rows[items["re-encoded"].pk].duplicate_similarity <= 1
+
+
+@pytest.mark.django_db
+def test_similar_is_the_clip_tier(tenant, clip):
+    TenantSettings.objects.filter(tenant=tenant).update(near_duplicate_similarity=0.0)
+    first = stored(tenant, "a.jpg", PHOTOS[("LMP-BLK-01", 0)])
+    second = stored(tenant, "b.jpg", PHOTOS[("LMP-BLK-01", 1)])
+    rows = settle(first, second)
+    assert (rows[second.pk].duplicate_of_id, rows[second.pk].duplicate_kind) == (first.pk, "similar")
+    assert rows[second.pk].duplicate_similarity == pytest.approx(
+        float(np.dot(*[np.asarray(m.embeddings.get().vector) for m in (rows[first.pk], rows[second.pk])])), abs=1e-4
+    )
+
+
+@pytest.mark.django_db
+def test_duplicates_never_cross_tenants(tenant, other_tenant, clip, no_similar):
+    photo = PHOTOS[("BAG-BRN-01", 0)]
+    TenantSettings.objects.filter(tenant=other_tenant).update(near_duplicate_similarity=0.0)
+    theirs = [stored(other_tenant, "a.jpg", photo), stored(other_tenant, "b.jpg", jpeg(picture(photo), 40))]
+    mine = [stored(tenant, "a.jpg", photo), stored(tenant, "b.jpg", jpeg(picture(photo), 40))]
+    rows = settle(*theirs, *mine)
+    assert rows[mine[0].pk].duplicate_of_id is None
+    assert rows[mine[1].pk].duplicate_of_id == mine[0].pk
+    assert rows[theirs[1].pk].duplicate_of_id == theirs[0].pk
+
+
+@pytest.mark.django_db
+def test_each_image_gets_a_thumbnail_and_a_hash_a_failed_one_keeps_neither(
+    tenant, clip, django_capture_on_commit_callbacks
+):
+    good = stored(tenant, "good.jpg", PHOTOS[("SNK-BLU-02", 0)])
+    rows = settle(good)
+    key = rows[good.pk].thumbnail_key
+    with default_storage.open(key) as file:
+        assert max(Image.open(file).size) == fingerprints.THUMBNAIL_SIDE
+    assert rows[good.pk].phash is not None
+
+    from catalog import transitions
+
+    with django_capture_on_commit_callbacks(execute=True):
+        transitions.fail(Media.objects.filter(pk=good.pk), "Operator marked it failed.")
+    failed = Media.objects.get(pk=good.pk)
+    assert (failed.thumbnail_key, failed.phash) == ("", None)
+    assert not default_storage.exists(key)
+
+
+def reencoded(video: bytes, crf: int, scale: float = 1.0) -> bytes:
+    """The clip decoded and encoded again: other bytes, other bitrate, maybe smaller."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(video)) as source, av.open(out, mode="w", format="mp4") as target:
+        decoded = source.streams.video[0]
+        stream = target.add_stream("libx264", rate=decoded.average_rate)
+        stream.width = int(decoded.codec_context.width * scale) // 2 * 2
+        stream.height = int(decoded.codec_context.height * scale) // 2 * 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for frame in source.decode(decoded):
+            image = frame.to_image().resize((stream.width, stream.height))
+            for packet in stream.encode(av.VideoFrame.from_image(image)):
+                target.mux(packet)
+        for packet in stream.encode():
+            target.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_videos_same_bytes_re_encoded_or_other(tenant, clip, no_similar):
+    clip_bytes = product_video(SAMPLE_PRODUCTS[0])
+    original = stored(tenant, "a.mp4", clip_bytes, kind="video")
+    same = stored(tenant, "b.mp4", clip_bytes, kind="video")
+    smaller = stored(tenant, "c.mp4", reencoded(clip_bytes, crf=32, scale=0.5), kind="video")
+    other = stored(tenant, "d.mp4", product_video(SAMPLE_PRODUCTS[2]), kind="video")
+    rows = settle(original, same, smaller, other)
+    assert {m.status for m in rows.values()} == {"ready"}
+    found = {m.pk: (m.duplicate_of_id, m.duplicate_kind) for m in rows.values()}
+    assert found == {
+        original.pk: (None, ""),
+        same.pk: (original.pk, "exact"),
+        smaller.pk: (original.pk, "near_identical"),
+        other.pk: (None, ""),
+    }
+    # A video's picture is its first kept frame's.
+    first_frame = VideoFrame.objects.filter(media=original).order_by("index").first()
+    assert rows[original.pk].thumbnail_key == first_frame.thumbnail_key
+    assert VideoFrame.objects.filter(media=original, phash__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_deleting_an_image_deletes_its_thumbnail(tenant, clip, django_capture_on_commit_callbacks):
+    from catalog.media import delete_media
+
+    item = stored(tenant, "gone.jpg", PHOTOS[("BAG-PNK-02", 2)])
+    key = settle(item)[item.pk].thumbnail_key
+    assert default_storage.exists(key)
+    with django_capture_on_commit_callbacks(execute=True):
+        delete_media(Media.objects.filter(pk=item.pk))
+    assert not default_storage.exists(key)
