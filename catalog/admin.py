@@ -9,7 +9,7 @@ from django.utils import timezone
 from import_export.admin import ImportExportModelAdmin
 from import_export.forms import ConfirmImportForm, ImportForm
 
-from catalog import webhooks
+from catalog import pictures, webhooks
 from catalog.media import delete_media
 from catalog.models import (
     ApiKey,
@@ -113,7 +113,11 @@ class ProductAdmin(ImportExportModelAdmin):
     list_filter = ["tenant", "category"]
     search_fields = ["sku", "title"]
     list_select_related = ["tenant"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "gallery"]
+
+    @admin.display(description="media")
+    def gallery(self, product: Product):
+        return pictures.gallery(product) if product.pk else "—"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).annotate(media_count=Count("media"))
@@ -141,7 +145,7 @@ class ProductAdmin(ImportExportModelAdmin):
 
 
 class NearDuplicateFilter(admin.SimpleListFilter):
-    title = "near-duplicate"
+    title = "duplicates"
     parameter_name = "near_duplicate"
 
     def lookups(self, request, model_admin):
@@ -158,6 +162,7 @@ class NearDuplicateFilter(admin.SimpleListFilter):
 @admin.register(Media)
 class MediaAdmin(admin.ModelAdmin):
     list_display = [
+        pictures.picture_column,
         "id",
         "tenant",
         "product",
@@ -166,16 +171,18 @@ class MediaAdmin(admin.ModelAdmin):
         "attempts",
         "size",
         "duplicate_of",
+        "duplicate_kind",
         "created_at",
         "processed_at",
     ]
-    list_filter = ["status", "kind", "source", NearDuplicateFilter, "tenant"]
+    list_filter = ["status", "kind", "source", NearDuplicateFilter, "duplicate_kind", "tenant"]
     search_fields = ["original_filename", "storage_key", "product__sku", "sha256", "error"]
     show_full_result_count = False
     list_select_related = ["tenant", "product", "duplicate_of"]
     # The product is set by uploads and the recognizer, which keep embeddings
     # in step; editing it here could cross tenants.
     readonly_fields = [
+        "picture",
         "tenant",
         "product",
         "kind",
@@ -196,7 +203,10 @@ class MediaAdmin(admin.ModelAdmin):
         "processing_started_at",
         "processed_at",
         "duplicate_of",
+        "duplicate_kind",
         "duplicate_similarity",
+        "thumbnail_key",
+        "phash",
         "s3_etag",
         "s3_sequencer",
     ]
@@ -204,6 +214,10 @@ class MediaAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # media arrive through the API or S3, which validate them
+
+    @admin.display(description="picture")
+    def picture(self, media: Media):
+        return pictures.media_picture(media, pictures.GALLERY_SIDE)
 
     def delete_model(self, request: HttpRequest, obj: Media) -> None:
         delete_media(Media.objects.filter(pk=obj.pk))
@@ -224,7 +238,7 @@ class VideoFrameAdmin(admin.ModelAdmin):
     list_filter = ["tenant", "is_keyframe"]
     list_select_related = ["tenant", "media"]
     show_full_result_count = False
-    readonly_fields = ["tenant", "media", "index", "timestamp_ms", "thumbnail_key", "is_keyframe"]
+    readonly_fields = ["tenant", "media", "index", "timestamp_ms", "thumbnail_key", "is_keyframe", "phash"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

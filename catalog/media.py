@@ -38,11 +38,11 @@ def delete_media(queryset: QuerySet[Media]) -> int:
 
 
 def delete_results(media_ids: list[int]) -> int:
-    """Delete the vectors and frames of the given media, and their thumbnails
-    once the transaction commits; returns how many rows went."""
+    """Delete the vectors and frames of the given media, and the frames'
+    thumbnails once the transaction commits; returns how many rows went."""
     vectors = Embedding.objects.filter(media_id__in=media_ids)
     frames = VideoFrame.objects.filter(media_id__in=media_ids)
-    delete_files_on_commit(_thumbnail_keys(Media.objects.filter(pk__in=media_ids)))
+    delete_files_on_commit(frames.exclude(thumbnail_key="").values_list("thumbnail_key", flat=True))
     # The vectors first: the frames' deletion would otherwise look for theirs.
     deleted, _ = vectors.delete()
     return deleted + frames.delete()[0]

@@ -80,9 +80,9 @@ def claim(media_ids: Iterable[int], token: str) -> list[Media]:
 
 
 # What processing made of an item that a failed one must not keep (its
-# vectors and frames go too: delete_results).
+# vectors and frames go too: delete_results). An image keeps its thumbnail,
+# the operators' picture of what failed; a video's was its first frame's.
 FAILED_KEEPS_NOTHING: dict[str, Any] = {
-    "thumbnail_key": "",
     "phash": None,
     "duplicate_of": None,
     "duplicate_kind": "",
@@ -115,21 +115,23 @@ def mark_ready(media_id: int, token: str, **fields: Any) -> bool:
 
 def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list[int]:
     """Mark the items `media` selects failed with `reason`, and delete their
-    vectors, frames and thumbnails (the files once this commits): search
+    vectors and frames (the frames' thumbnails once this commits): search
     never returns a failed item. Returns the ids failed. Select with the
     state the caller expects (`Media.objects.held_by(token)`, `.stuck(now)`,
     `.not_processing()`): an item that left it meanwhile is not touched."""
     with transaction.atomic():
         ids = _lock(media)
         if ids:
-            delete_results(ids)  # reads the thumbnails' keys, cleared next
-            Media.objects.filter(pk__in=ids).update(
+            delete_results(ids)
+            failed = Media.objects.filter(pk__in=ids)
+            failed.update(
                 status=Media.Status.FAILED,
                 error=reason[:MAX_REASON_LENGTH],
                 claim_token="",
                 processed_at=now or timezone.now(),
                 **FAILED_KEEPS_NOTHING,
             )
+            failed.filter(kind=Media.Kind.VIDEO).update(thumbnail_key="")
             emit(WebhookEvent.MEDIA_FAILED, ids)
     for media_id in ids:
         logger.info("media %s failed: %s", media_id, reason)

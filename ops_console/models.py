@@ -15,3 +15,10 @@ class FailedMedia(Media):
         proxy = True
         verbose_name = "failed media item"
         verbose_name_plural = "failed media"
+
+
+class DuplicateMedia(Media):
+    class Meta:
+        proxy = True
+        verbose_name = "duplicate pair"
+        verbose_name_plural = "duplicate pairs"

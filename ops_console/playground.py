@@ -14,6 +14,7 @@ from django import forms
 from django.urls import reverse
 
 from catalog.models import SearchCutoff, Tenant, TenantSettings
+from catalog.pictures import frame_picture_url, media_picture_url
 from search import filters, service
 from search.boxes import Box
 from search.query import MAX_K
@@ -85,9 +86,11 @@ class Outcome:
 
 
 def picture_url(entry: ResultEntry) -> str:
-    """The console's view of the result's picture: a frame's thumbnail, or the image."""
-    url = reverse("admin:ops-picture", args=[entry.media.pk])
-    return f"{url}?frame={entry.frame.pk}" if entry.frame is not None and entry.frame.thumbnail_key else url
+    """The result's picture: the frame's thumbnail, or the item's (lazily
+    loaded from the storage where it can be, catalog/pictures.py)."""
+    if entry.frame is not None and entry.frame.thumbnail_key:
+        return frame_picture_url(entry.frame) or ""
+    return media_picture_url(entry.media) or reverse("admin:ops-picture", args=[entry.media.pk])
 
 
 def run(data: dict[str, Any]) -> Outcome:
@@ -121,12 +124,15 @@ def run(data: dict[str, Any]) -> Outcome:
 
 
 def picture_key(media_id: int, frame_id: str | None) -> str | None:
-    """The storage key of a media item's picture (a frame's thumbnail when
-    `frame_id` names one of its frames); None when there is none."""
+    """The storage key of a media item's picture (its thumbnail, or a frame's
+    when `frame_id` names one of its frames); None when there is none."""
     from catalog.models import Media, VideoFrame
 
     if frame_id:
         frame = VideoFrame.objects.filter(media_id=media_id, pk=frame_id if frame_id.isdigit() else 0).first()
         return frame.thumbnail_key if frame is not None and frame.thumbnail_key else None
-    media = Media.objects.filter(pk=media_id, kind=Media.Kind.IMAGE).first()
-    return media.storage_key if media is not None else None
+    media = Media.objects.filter(pk=media_id).first()
+    if media is None:
+        return None
+    # Its thumbnail; an image processed before thumbnails were made, itself.
+    return media.thumbnail_key or (media.storage_key if media.kind == Media.Kind.IMAGE else None)

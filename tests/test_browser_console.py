@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from catalog.models import Media, TenantSettingsChange
+from catalog.models import Media, TenantSettingsChange, VideoFrame
 from search.models import RecognizerModel
 from tests.catalogs import generated_catalog, unassigned, unit
 from tests.conftest import wait_for
@@ -250,3 +250,67 @@ def test_search_playground_shows_pictures_and_searches_a_region(page, tenant, cl
     page.click("#pg-search")
     expect(page.locator("#pg-results img").first).to_be_visible()
     assert page.locator("#pg-results .pg-result").count() == 6
+
+
+def pictures_load(page, url: str, at_least: int) -> None:
+    """Open `url` and wait for every console picture on it to load: each one
+    lazily loaded, scrolled to, then decoded with a width."""
+    page.goto(url)
+    pictures = page.locator("img.sm-picture")
+    assert pictures.count() >= at_least, f"{pictures.count()} pictures on {url}"
+    assert {pictures.nth(n).get_attribute("loading") for n in range(pictures.count())} == {"lazy"}
+    for n in range(pictures.count()):
+        pictures.nth(n).scroll_into_view_if_needed()
+    wait_for(
+        lambda: page.evaluate(
+            "[...document.querySelectorAll('img.sm-picture')].every(i => i.complete && i.naturalWidth > 0)"
+        ),
+        timeout=15,
+        what=f"the pictures of {url} to load",
+    )
+
+
+def test_the_console_shows_pictures(page, tenant, clip):
+    from catalog import transitions
+    from media_pipeline.processing import process_batch
+    from ops_console.demo_media import SAMPLE_PRODUCTS, product_image, product_video
+    from tests.factories import ProductFactory, RecognizerSuggestionFactory, stored_media
+    from tests.test_duplicates import COPIES, picture
+
+    product = ProductFactory(tenant=tenant, sku="MUG-1")
+    photo = product_image(SAMPLE_PRODUCTS[2], 0)
+
+    def item(name: str, data: bytes, kind: str = "image", **fields) -> Media:
+        content_type = "image/jpeg" if kind == "image" else "video/mp4"
+        media = stored_media(
+            f"clients/acme/console/{name}", data, tenant=tenant, kind=kind, content_type=content_type, **fields
+        )
+        process_batch([media.pk], f"task-{media.pk}")
+        return Media.objects.get(pk=media.pk)
+
+    original = item("mug.jpg", photo, product=product)
+    copy = item("mug-copy.jpg", COPIES["re-encoded at quality 40"](picture(photo)), product=product)
+    assert (copy.duplicate_of_id, copy.duplicate_kind) == (original.pk, "near_identical")
+    video = item("mug.mp4", product_video(SAMPLE_PRODUCTS[2]), kind="video", product=product)
+    assert video.status == "ready" and video.thumbnail_key
+    failed = item("failed.jpg", product_image(SAMPLE_PRODUCTS[3], 1), product=product)
+    transitions.fail(Media.objects.filter(pk=failed.pk), "Marked failed by ops.")
+    stuck = item("stuck.jpg", product_image(SAMPLE_PRODUCTS[4], 1), product=product)
+    Media.objects.filter(pk=stuck.pk).update(
+        status=Media.Status.PROCESSING, processing_started_at=timezone.now() - timedelta(hours=3)
+    )
+    waiting = item("unassigned.jpg", product_image(SAMPLE_PRODUCTS[2], 2), product=None)
+    RecognizerSuggestionFactory(
+        media=waiting,
+        candidates=[{"product": product.pk, "sku": product.sku, "title": product.title, "confidence": 0.6}],
+    )
+
+    pictures_load(page, "/admin/catalog/media/", at_least=6)
+    pictures_load(page, "/admin/ops_console/failedmedia/", at_least=1)
+    pictures_load(page, "/admin/ops_console/stuckmedia/", at_least=1)
+    # The item beside its candidate product's picture.
+    pictures_load(page, "/admin/search/recognizersuggestion/", at_least=2)
+    pictures_load(page, "/admin/ops_console/duplicatemedia/", at_least=2)
+    # The product's gallery, with the video's strip of frames under it.
+    frames = VideoFrame.objects.filter(media=video).count()
+    pictures_load(page, f"/admin/catalog/product/{product.pk}/change/", at_least=5 + frames)

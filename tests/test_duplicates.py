@@ -162,7 +162,7 @@ def test_duplicates_never_cross_tenants(tenant, other_tenant, clip, no_similar):
 
 
 @pytest.mark.django_db
-def test_each_image_gets_a_thumbnail_and_a_hash_a_failed_one_keeps_neither(
+def test_each_image_gets_a_thumbnail_and_a_hash_a_failed_one_keeps_only_its_picture(
     tenant, clip, django_capture_on_commit_callbacks
 ):
     good = stored(tenant, "good.jpg", PHOTOS[("SNK-BLU-02", 0)])
@@ -177,8 +177,8 @@ def test_each_image_gets_a_thumbnail_and_a_hash_a_failed_one_keeps_neither(
     with django_capture_on_commit_callbacks(execute=True):
         transitions.fail(Media.objects.filter(pk=good.pk), "Operator marked it failed.")
     failed = Media.objects.get(pk=good.pk)
-    assert (failed.thumbnail_key, failed.phash) == ("", None)
-    assert not default_storage.exists(key)
+    assert (failed.thumbnail_key, failed.phash) == (key, None)
+    assert default_storage.exists(key)  # the operators' picture of what failed
 
 
 def reencoded(video: bytes, crf: int, scale: float = 1.0) -> bytes:
@@ -232,3 +232,69 @@ def test_deleting_an_image_deletes_its_thumbnail(tenant, clip, django_capture_on
     with django_capture_on_commit_callbacks(execute=True):
         delete_media(Media.objects.filter(pk=item.pk))
     assert not default_storage.exists(key)
+
+
+@pytest.mark.django_db
+def test_console_pictures_come_signed_from_s3(tenant, clip, s3_bucket, moto_endpoint):
+    import requests
+
+    from catalog.pictures import media_picture_url
+
+    item = stored(tenant, "s3.jpg", PHOTOS[("LMP-WHT-02", 0)])
+    rows = settle(item)
+    url = media_picture_url(rows[item.pk])
+    assert url.startswith(moto_endpoint) and "Signature" in url
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200 and picture(response.content).size[0] == fingerprints.THUMBNAIL_SIDE
+
+
+@pytest.fixture
+def staff(client, db):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
+    return client
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_each_pair_side_by_side_with_its_tier(staff, tenant, other_tenant, clip, no_similar):
+    photo = PHOTOS[("SNK-RED-01", 2)]
+    first, copy, exact = (
+        stored(tenant, "1.jpg", photo),
+        stored(tenant, "2.jpg", jpeg(picture(photo), 40)),
+        stored(tenant, "3.jpg", photo),
+    )
+    settle(first, copy, exact)
+    theirs = settle(stored(other_tenant, "1.jpg", photo), stored(other_tenant, "2.jpg", photo))
+    page = staff.get("/admin/ops_console/duplicatemedia/", {"tenant__id__exact": tenant.pk})
+    assert page.status_code == 200
+    rows = {row.pk: row for row in page.context["cl"].result_list}
+    assert set(rows) == {copy.pk, exact.pk}
+    html = page.content.decode()
+    assert html.count('class="sm-picture"') == 4  # each copy beside its original
+    assert "Near Identical" in html and "Exact" in html
+    assert not set(theirs) & set(rows)
+    only_exact = staff.get("/admin/ops_console/duplicatemedia/", {"duplicate_kind__exact": "exact"})
+    assert {row.pk for row in only_exact.context["cl"].result_list} == {exact.pk, max(theirs)}
+
+
+@pytest.mark.django_db
+def test_a_products_page_shows_its_media_and_a_videos_frames(staff, tenant, clip):
+    from tests.factories import ProductFactory
+
+    product = ProductFactory(tenant=tenant)
+    image = stored_media(f"clients/{tenant.slug}/p/a.jpg", PHOTOS[("MUG-GRN-02", 1)], tenant=tenant, product=product)
+    video = stored_media(
+        f"clients/{tenant.slug}/p/a.mp4",
+        product_video(SAMPLE_PRODUCTS[3]),
+        tenant=tenant,
+        product=product,
+        kind="video",
+        content_type="video/mp4",
+    )
+    settle(image, video)
+    html = staff.get(f"/admin/catalog/product/{product.pk}/change/").content.decode()
+    frames = VideoFrame.objects.filter(media=video).count()
+    assert frames >= 2
+    assert html.count('class="sm-picture"') == 2 + frames
+    assert html.count('class="sm-frames"') == 1

@@ -1,6 +1,6 @@
 # Thumbnails, perceptual hashes and the three tiers of duplicates. The links
 # made before were all by CLIP similarity: they become `similar`. The hash
-# index is built CONCURRENTLY, so a large media table keeps taking writes.
+# indexes are built CONCURRENTLY, so a large media table keeps taking writes.
 
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
@@ -46,6 +46,10 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name='media',
             index=models.Index(condition=models.Q(('phash__isnull', False)), fields=['tenant', 'phash'], include=('id', 'status'), name='media_tenant_phash'),
+        ),
+        AddIndexConcurrently(
+            model_name='media',
+            index=models.Index(condition=models.Q(('duplicate_of__isnull', False)), fields=['-id'], name='media_duplicates'),
         ),
         migrations.AddConstraint(
             model_name='media',

@@ -191,6 +191,8 @@ class Media(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "status"], name="media_tenant_status"),
             models.Index(fields=["tenant", "sha256"], name="media_tenant_sha256"),
+            # The console's duplicate pairs, newest first, without reading the others.
+            models.Index(fields=["-id"], condition=Q(duplicate_of__isnull=False), name="media_duplicates"),
             # The near-identical lookup reads a tenant's hashes from this index alone.
             models.Index(
                 fields=["tenant", "phash"],

@@ -1,16 +1,20 @@
-"""The operators' lists: what is stuck, and what failed and why."""
+"""The operators' lists: what is stuck, what failed and why, and the pairs
+of duplicates side by side."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from catalog import transitions
+from catalog import pictures, transitions
 from catalog.models import Media
 from ops_console.dashboard import failure_reasons
-from ops_console.models import FailedMedia, StuckMedia
+from ops_console.models import DuplicateMedia, FailedMedia, StuckMedia
 
 
 class ReadOnlyMediaAdmin(admin.ModelAdmin):
@@ -30,7 +34,16 @@ class ReadOnlyMediaAdmin(admin.ModelAdmin):
 
 @admin.register(StuckMedia)
 class StuckMediaAdmin(ReadOnlyMediaAdmin):
-    list_display = ["id", "tenant", "product", "kind", "stuck_for", "attempts", "processing_started_at"]
+    list_display = [
+        pictures.picture_column,
+        "id",
+        "tenant",
+        "product",
+        "kind",
+        "stuck_for",
+        "attempts",
+        "processing_started_at",
+    ]
     list_filter = ["tenant", "kind"]
     actions = ["requeue", "mark_failed"]
 
@@ -73,7 +86,7 @@ class FailureReasonFilter(admin.SimpleListFilter):
 
 @admin.register(FailedMedia)
 class FailedMediaAdmin(ReadOnlyMediaAdmin):
-    list_display = ["id", "tenant", "product", "kind", "error", "attempts", "processed_at"]
+    list_display = [pictures.picture_column, "id", "tenant", "product", "kind", "error", "attempts", "processed_at"]
     list_filter = [FailureReasonFilter, "tenant", "kind"]
     search_fields = ["error", "original_filename", "product__sku"]
     actions = ["reprocess"]
@@ -88,3 +101,42 @@ class FailedMediaAdmin(ReadOnlyMediaAdmin):
     def reprocess(self, request: HttpRequest, queryset: QuerySet[Media]) -> None:
         ids = transitions.back_to_pending(Media.objects.failed().filter(pk__in=queryset.values("pk")))
         self.message_user(request, f"Queued {len(ids)} failed media for processing again.")
+
+
+@admin.register(DuplicateMedia)
+class DuplicateMediaAdmin(ReadOnlyMediaAdmin):
+    """Each item that duplicates an earlier one, beside it, with the tier."""
+
+    list_display = ["copy", "original", "duplicate_kind", "alike", "tenant", "processed_at"]
+    list_display_links = None
+    list_filter = ["duplicate_kind", "tenant", "kind"]
+    list_select_related = ["tenant", "duplicate_of"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Media]:
+        return Media.objects.filter(duplicate_of__isnull=False)
+
+    def get_ordering(self, request: HttpRequest):
+        return ["-pk"]  # the newest copies first
+
+    @staticmethod
+    def _side(media: Media) -> SafeString:
+        url = reverse("admin:catalog_media_change", args=[media.pk])
+        return format_html(
+            '<a href="{}">{}</a><br>{} #{}',
+            url,
+            pictures.media_picture(media, pictures.GALLERY_SIDE),
+            media.kind,
+            media.pk,
+        )
+
+    @admin.display(description="copy")
+    def copy(self, media: Media) -> SafeString:
+        return self._side(media)
+
+    @admin.display(description="original")
+    def original(self, media: Media) -> SafeString:
+        return self._side(media.duplicate_of) if media.duplicate_of else format_html("{}", "—")
+
+    @admin.display(description="alike", ordering="duplicate_similarity")
+    def alike(self, media: Media) -> str:
+        return "—" if media.duplicate_similarity is None else f"{media.duplicate_similarity:.3f}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.files.storage import default_storage
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -15,8 +15,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from catalog import pictures
 from catalog.errors import Conflict
-from catalog.models import Media, Tenant, VideoFrame
+from catalog.models import Tenant
 from search.models import RecognizerModel, RecognizerSuggestion
 from search.recognizer import review, versions
 
@@ -143,6 +144,17 @@ class RecognizerModelAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{tenant.slug} is back to version {version.version}.")
 
 
+class _SuggestionList(ChangeList):
+    """The review list's page, with its candidate products' pictures found in one query."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        ids = {candidate["product"] for suggestion in self.result_list for candidate in suggestion.candidates}
+        found = pictures.product_pictures(ids)
+        for suggestion in self.result_list:
+            suggestion.candidate_pictures = found
+
+
 @admin.register(RecognizerSuggestion)
 class RecognizerSuggestionAdmin(admin.ModelAdmin):
     list_display = ["preview", "item", "tenant", "choices", "recognizer_version", "created_at"]
@@ -160,8 +172,10 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RecognizerSuggestion]:
-        first_frame = VideoFrame.objects.filter(media=OuterRef("media")).order_by("index").values("thumbnail_key")[:1]
-        return RecognizerSuggestion.objects.waiting().annotate(thumbnail_key=Subquery(first_frame))
+        return RecognizerSuggestion.objects.waiting()
+
+    def get_changelist(self, request: HttpRequest, **kwargs):
+        return _SuggestionList
 
     def get_urls(self):
         accept = self.admin_site.admin_view(require_POST(self.accept_view))
@@ -172,14 +186,7 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def preview(self, suggestion: RecognizerSuggestion):
-        # thumbnail_key: the first frame's, annotated by get_queryset.
-        frame_key = getattr(suggestion, "thumbnail_key", "")
-        key = suggestion.media.storage_key if suggestion.media.kind == Media.Kind.IMAGE else frame_key
-        if not key:
-            return "—"
-        return format_html(
-            '<img src="{}" alt="" style="max-height: 96px; max-width: 128px;">', default_storage.url(key)
-        )
+        return pictures.media_picture(suggestion.media, pictures.FRAME_SIDE)
 
     @admin.display(description="media")
     def item(self, suggestion: RecognizerSuggestion):
@@ -191,12 +198,23 @@ class RecognizerSuggestionAdmin(admin.ModelAdmin):
     def choices(self, suggestion: RecognizerSuggestion):
         # Buttons of the changelist's own form (which carries the CSRF token),
         # posted to the accept view instead of the actions.
+        # Each candidate product's picture beside its button (_SuggestionList
+        # finds them for the whole page at once).
         url = reverse("admin:search_recognizersuggestion_accept", args=[suggestion.pk])
+        found = getattr(suggestion, "candidate_pictures", {})
         return format_html_join(
             " ",
-            '<button type="submit" class="button" formaction="{}" name="product" value="{}">Accept {} ({}%)</button>',
+            '<span class="sm-candidate" style="display:inline-block;margin-right:10px">{} '
+            '<button type="submit" class="button" formaction="{}" name="product" value="{}">Accept {} ({}%)</button>'
+            "</span>",
             (
-                (url, candidate["product"], candidate["sku"], f"{candidate['confidence'] * 100:.0f}")
+                (
+                    pictures.picture_tag(found.get(candidate["product"]), candidate["sku"]),
+                    url,
+                    candidate["product"],
+                    candidate["sku"],
+                    f"{candidate['confidence'] * 100:.0f}",
+                )
                 for candidate in suggestion.candidates
             ),
         )
