@@ -1,10 +1,13 @@
 """The demo (`make demo`, `manage.py load_demo`): its tenant, the sample
-catalog uploaded through the same ingest as the API, processed by a real
-worker with progress, and the searches a client would try first."""
+catalog (products through POST /api/v1/products/bulk, media through the same
+ingest as the API, with two copies of one photo among them), processed by a
+real worker with progress, what it found duplicated, and the searches a
+client would try first."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -48,24 +51,65 @@ def demo_tenant() -> Tenant:
     return tenant
 
 
+def load_products(api_key: str) -> dict:
+    """The sample products, sent to the bulk endpoint as a client would
+    (Django's own client, in process); its answer: created, updated,
+    unchanged, errors."""
+    from django.test import Client
+
+    rows = [
+        {"sku": sample.sku, "title": sample.title, "category": sample.category, "attributes": {"shape": sample.shape}}
+        for sample in SAMPLE_PRODUCTS
+    ]
+    response = Client(HTTP_HOST="127.0.0.1").post(
+        "/api/v1/products/bulk",
+        data=json.dumps(rows),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key}",
+    )
+    if response.status_code != 200:
+        raise IngestFailed(f"The bulk endpoint answered {response.status_code}: {response.content[:500]!r}")
+    answer = response.json()
+    if answer["errors"]:
+        raise IngestFailed(f"The bulk endpoint refused sample products: {answer['errors']}")
+    return answer
+
+
+# The copies of one sample photo the demo uploads besides it.
+COPY_NAMES = ("small", "cropped")
+
+
+def copies_of(photo: bytes) -> dict[str, bytes]:
+    """Two copies of a photo as a client might upload them again: re-encoded
+    smaller, and cropped. The duplicate check links them to it as near-identical."""
+    image = Image.open(io.BytesIO(photo))
+    w, h = image.size
+    smaller, cropped = io.BytesIO(), io.BytesIO()
+    image.resize((w // 2, h // 2)).save(smaller, format="JPEG", quality=60)
+    image.crop((w // 20, h // 20, w - w // 20, h - h // 20)).save(cropped, format="JPEG", quality=85)
+    return dict(zip(COPY_NAMES, (smaller.getvalue(), cropped.getvalue()), strict=True))
+
+
 def load_sample_catalog(tenant: Tenant) -> list[UploadResult]:
-    """The sample products and their photos and clip, uploaded as a client
-    would; samples already there are found, not added again."""
+    """The sample photos and clip of the products (load_products first),
+    uploaded as a client would; samples already there are found, not added
+    again."""
+    products = {product.sku: product for product in Product.objects.filter(tenant=tenant)}
     results = []
     for sample in SAMPLE_PRODUCTS:
-        product, _ = Product.objects.get_or_create(
-            tenant=tenant,
-            sku=sample.sku,
-            defaults={"title": sample.title, "category": sample.category, "attributes": {"shape": sample.shape}},
-        )
+        product = products[sample.sku]
         for variant in range(IMAGES_PER_PRODUCT):
             data = product_image(sample, variant)
             results.append(
                 ingest_upload(tenant, io.BytesIO(data), len(data), f"{sample.sku.lower()}-{variant}.jpg", product)
             )
     featured = SAMPLE_PRODUCTS[0]
+    product = products[featured.sku]
+    for name, data in copies_of(product_image(featured, 0)).items():
+        results.append(
+            ingest_upload(tenant, io.BytesIO(data), len(data), f"{featured.sku.lower()}-{name}.jpg", product)
+        )
     video = product_video(featured)
-    product = Product.objects.get(tenant=tenant, sku=featured.sku)
     results.append(ingest_upload(tenant, io.BytesIO(video), len(video), f"{featured.sku.lower()}-360.mp4", product))
     return results
 

@@ -25,6 +25,14 @@ class Command(BaseCommand):
         tenant = demo.demo_tenant()
         _, api_key = ApiKey.issue(tenant, name="demo key", scope=ApiKey.Scope.WRITE)
 
+        try:
+            sent = demo.load_products(api_key)
+        except demo.IngestFailed as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Sample products through POST /api/v1/products/bulk: {sent['created']} created, "
+            f"{sent['updated']} updated, {sent['unchanged']} unchanged."
+        )
         results = demo.load_sample_catalog(tenant)
         added = sum(result.created for result in results)
         products = len({result.media.product_id for result in results})
@@ -79,7 +87,22 @@ class Command(BaseCommand):
         for row in rows:
             self.stdout.write(f"  {row['kind']:<7} {row['status']:<11} {row['n']:>5}")
         frames = VideoFrame.objects.filter(tenant=tenant).count()
-        duplicates = Media.objects.filter(tenant=tenant, duplicate_of__isnull=False).count()
-        self.stdout.write(f"  video frames kept: {frames}; near-duplicate images linked: {duplicates}")
+        self.stdout.write(f"  video frames kept: {frames}")
+        tiers = dict(
+            Media.objects.filter(tenant=tenant, duplicate_of__isnull=False)
+            .values_list("duplicate_kind")
+            .annotate(n=Count("pk"))
+        )
+        self.stdout.write(
+            f"  duplicates: {tiers.get(Media.DuplicateKind.EXACT, 0)} exact (same bytes), "
+            f"{tiers.get(Media.DuplicateKind.NEAR_IDENTICAL, 0)} near-identical (the same picture re-encoded, "
+            f"resized or cropped: the demo uploads {len(demo.COPY_NAMES)} such copies on purpose), "
+            f"{tiers.get(Media.DuplicateKind.SIMILAR, 0)} similar by CLIP"
+        )
+        self.stdout.write(
+            "  (the demo's tiny random model scores unrelated pictures about 0.95 alike, so its 'similar' pairs "
+            "mean nothing; exact and near-identical do not depend on the model. Side by side: "
+            "/admin/ops_console/duplicatemedia/)"
+        )
         for media in Media.objects.failed().filter(tenant=tenant)[:10]:
             self.stdout.write(self.style.WARNING(f"  failed: media {media.pk}: {media.error}"))
