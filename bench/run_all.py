@@ -34,6 +34,7 @@ SCRIPTS = [
     ("api.py", [], ["--requests", "30", "--seconds", "5", "--rounds", "1"]),
     ("bulk_import.py", [], ["--products", "2000", "--rounds", "1"]),
     ("search_analytics.py", [], ["--searches", "100000", "--runs", "1"]),
+    ("console_lists.py", [], ["--media", "100000", "--runs", "1"]),
 ]
 SECTIONS = [
     Section("1. Image ingest, end to end", ("ingest",)),
@@ -47,6 +48,7 @@ SECTIONS = [
     Section("9. Search v2: the search log, text modes, deep pages", ("search_v2",)),
     Section("10. Catalog bulk import", ("bulk",)),
     Section("11. Search analytics", ("analytics",)),
+    Section("12. Console pages with pictures", ("console",)),
 ]
 
 

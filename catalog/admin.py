@@ -179,6 +179,9 @@ class MediaAdmin(admin.ModelAdmin):
     search_fields = ["original_filename", "storage_key", "product__sku", "sha256", "error"]
     show_full_result_count = False
     list_select_related = ["tenant", "product", "duplicate_of"]
+    # Newest first by the primary key's index: the model's -created_at would
+    # sort a million rows for each page.
+    ordering = ["-pk"]
     # The product is set by uploads and the recognizer, which keep embeddings
     # in step; editing it here could cross tenants.
     readonly_fields = [

@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from PIL import Image
 
 from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media, TenantSettings, VideoFrame
-from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, hash_distance, picture_difference, same_picture
+from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, hash_distance, same_picture
 
 logger = logging.getLogger(__name__)
 
@@ -125,23 +125,23 @@ def _thumbnail(key: str) -> Image.Image | None:
 
 
 def _near_identical_image(media: Media, candidates: list[int]) -> Match | None:
-    """The candidate that is the same picture as `media`, the closest first."""
+    """The first of the candidates (nearest by hash first) that is the same picture as `media`."""
     if media.phash is None or not media.thumbnail_key or not candidates:
         return None
     mine = _thumbnail(media.thumbnail_key)
     if mine is None:
         return None
     others = Media.objects.filter(pk__in=candidates, tenant_id=media.tenant_id).exclude(thumbnail_key="")
-    found = []
-    for other_id, thumbnail_key, phash in others.values_list("pk", "thumbnail_key", "phash"):
+    found = {other_id: (key, phash) for other_id, key, phash in others.values_list("pk", "thumbnail_key", "phash")}
+    for other_id in candidates:
+        if other_id not in found:
+            continue
+        thumbnail_key, phash = found[other_id]
         theirs = _thumbnail(thumbnail_key)
         if theirs is not None and same_picture(mine, theirs):
-            found.append((picture_difference(mine, theirs), other_id, phash))
-    if not found:
-        return None
-    _, other_id, phash = min(found)
-    alike = 1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0
-    return Match(other_id, Media.DuplicateKind.NEAR_IDENTICAL, alike)
+            alike = 1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0
+            return Match(other_id, Media.DuplicateKind.NEAR_IDENTICAL, alike)
+    return None
 
 
 def _frames(media_id: int) -> list[tuple[int, int]]:

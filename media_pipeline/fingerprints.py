@@ -36,6 +36,9 @@ CROP_MAX = 0.2
 ALIGN_WIDTH = 64
 COARSE_SCALES = 9
 COMPARE_WIDTH = 128
+# Below this correlation at the coarse scales' best place, not the same
+# picture (copies, crops included, correlate above 0.96).
+MIN_CORRELATION = 0.9
 # At the best alignment, 90% of the pixels must be within this many levels
 # (of 255, the largest difference of the three channels).
 SAME_PICTURE_MAX_DIFF = 16.0
@@ -82,17 +85,19 @@ def _best_place(large: np.ndarray, small: Image.Image, scale: float) -> tuple[fl
 
 
 def _difference_inside(large: Image.Image, small: Image.Image) -> float:
-    """The DIFF_PERCENTILE-th difference of `small` at its best place inside `large`."""
+    """The DIFF_PERCENTILE-th difference of `small` at its best place inside
+    `large`; inf when no place correlates at least MIN_CORRELATION (most
+    candidates that are not copies end there, before the finer search)."""
     grey = _grey(large, ALIGN_WIDTH)
     coarse = np.linspace(1.0, 1.0 - CROP_MAX, COARSE_SCALES)
     scored = [(_best_place(grey, small, scale), scale) for scale in coarse]
-    best_scale = max(scored, key=lambda item: item[0][0])[1]
+    (correlation, *_), best_scale = max(scored, key=lambda item: item[0][0])
+    if correlation < MIN_CORRELATION:
+        return float("inf")
     step = 1 / ALIGN_WIDTH
     fine = np.arange(best_scale - 0.5 * (coarse[0] - coarse[1]), best_scale + 0.5 * (coarse[0] - coarse[1]), step)
     scored += [(_best_place(grey, small, scale), scale) for scale in fine if 1.0 - CROP_MAX <= scale <= 1.0]
     (correlation, row, column, shape), _ = max(scored, key=lambda item: item[0][0])
-    if correlation < 0:
-        return float("inf")
     k = large.width / ALIGN_WIDTH
     box = (round(column * k), round(row * k), round((column + shape[1]) * k), round((row + shape[0]) * k))
     size = (COMPARE_WIDTH, max(1, round(COMPARE_WIDTH * shape[0] / shape[1])))
@@ -101,11 +106,7 @@ def _difference_inside(large: Image.Image, small: Image.Image) -> float:
     return float(np.percentile(np.abs(a - b).max(axis=2), DIFF_PERCENTILE))
 
 
-def picture_difference(a: Image.Image, b: Image.Image) -> float:
-    """How far apart two pictures are at their best alignment, either inside
-    the other (levels of 255; inf when they cannot be aligned)."""
-    return min(_difference_inside(a, b), _difference_inside(b, a))
-
-
 def same_picture(a: Image.Image, b: Image.Image) -> bool:
-    return picture_difference(a, b) <= SAME_PICTURE_MAX_DIFF
+    """Whether one picture is the other, either inside the other; the second
+    way round is tried only when the first fails."""
+    return _difference_inside(a, b) <= SAME_PICTURE_MAX_DIFF or _difference_inside(b, a) <= SAME_PICTURE_MAX_DIFF

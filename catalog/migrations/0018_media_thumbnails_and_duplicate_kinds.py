@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='media',
             name='duplicate_kind',
-            field=models.CharField(blank=True, choices=[('exact', 'Exact'), ('near_identical', 'Near Identical'), ('similar', 'Similar')], default='', max_length=14),
+            field=models.CharField(blank=True, choices=[('exact', 'Exact'), ('near_identical', 'Near Identical'), ('similar', 'Similar')], db_default='', default='', max_length=14),
         ),
         migrations.AddField(
             model_name='media',
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='media',
             name='thumbnail_key',
-            field=models.CharField(blank=True, default='', max_length=600),
+            field=models.CharField(blank=True, db_default='', default='', max_length=600),
         ),
         migrations.AddField(
             model_name='videoframe',

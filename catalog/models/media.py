@@ -151,14 +151,16 @@ class Media(TenantOwned):
     # What processing keeps besides the vectors: the console's picture (an
     # image's own thumbnail, a video's first kept frame's) and an image's
     # perceptual hash (media_pipeline/fingerprints.py).
-    thumbnail_key = models.CharField(max_length=600, blank=True, default="")
+    thumbnail_key = models.CharField(max_length=600, blank=True, default="", db_default="")
     phash = models.BigIntegerField(null=True, blank=True, help_text="The image's perceptual hash (64 bits).")
     # The older media of the same tenant this one duplicates, if any, and how
     # (media_pipeline/duplicates.py).
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="near_duplicates"
     )
-    duplicate_kind = models.CharField(max_length=14, choices=DuplicateKind.choices, blank=True, default="")
+    duplicate_kind = models.CharField(
+        max_length=14, choices=DuplicateKind.choices, blank=True, default="", db_default=""
+    )
     duplicate_similarity = models.FloatField(
         null=True,
         blank=True,
