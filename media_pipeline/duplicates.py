@@ -34,8 +34,11 @@ from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, hash_distance
 
 logger = logging.getLogger(__name__)
 
-# Perceptual-hash candidates verified per image, nearest first.
+# Perceptual-hash candidates verified per image, nearest first; the CLIP
+# nearest is verified too when at least this similar (a copy of a picture,
+# crops included, scores above 0.95 with CLIP's real weights).
 HASH_CANDIDATES = 3
+CLIP_CANDIDATE_FLOOR = 0.9
 # Two videos compare when their lengths differ by at most this share.
 VIDEO_LENGTH_TOLERANCE = 0.05
 VIDEO_CANDIDATES = 10
@@ -218,7 +221,7 @@ def link_duplicates(items: Sequence[Media]) -> dict[int, Match | None]:
         elif match is None:
             clip = nearest.get(media.pk)
             candidates = _nearest_by_hash(media) if media.phash is not None else []
-            if clip is not None and clip[0] not in candidates:
+            if clip is not None and clip[1] >= CLIP_CANDIDATE_FLOOR and clip[0] not in candidates:
                 candidates.append(clip[0])
             match = _near_identical_image(media, candidates)
             threshold = TenantSettings.of(media.tenant).near_duplicate_similarity

@@ -71,32 +71,58 @@ def _grey(image: Image.Image, width: int) -> np.ndarray:
     return np.asarray(image.convert("L").resize((width, height), Image.Resampling.BOX), dtype=np.float32)
 
 
-def _best_place(large: np.ndarray, small: Image.Image, scale: float) -> tuple[float, int, int, tuple[int, int]]:
-    """(correlation, row, column, shape) of `small` at `scale` of `large`'s width, at its best place in it."""
-    template = _grey(small, max(8, round(ALIGN_WIDTH * scale)))
-    if template.shape[0] > large.shape[0] or template.shape[1] > large.shape[1]:
-        return -1.0, 0, 0, template.shape
-    windows = sliding_window_view(large, template.shape)
-    centred = (template - template.mean()) / (template.std() + 1e-6)
-    # The template is centred, so the windows' means drop out of the numerator.
-    correlation = np.einsum("ijkl,kl->ij", windows, centred) / template.size / (windows.std(axis=(2, 3)) + 1e-6)
-    row, column = np.unravel_index(int(correlation.argmax()), correlation.shape)
-    return float(correlation[row, column]), int(row), int(column), template.shape
+class _Aligner:
+    """`large` in greyscale at ALIGN_WIDTH, with its integral images: the
+    standard deviation of every window comes from four lookups each."""
+
+    def __init__(self, large: Image.Image) -> None:
+        self.grey = _grey(large, ALIGN_WIDTH)
+        wide = self.grey.astype(np.float64)
+        self.sums = np.pad(wide.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        self.squares = np.pad((wide * wide).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def _window_std(self, height: int, width: int) -> np.ndarray:
+        def box(table: np.ndarray) -> np.ndarray:
+            return table[height:, width:] - table[:-height, width:] - table[height:, :-width] + table[:-height, :-width]
+
+        n = height * width
+        mean = box(self.sums) / n
+        return np.sqrt(np.maximum(box(self.squares) / n - mean * mean, 0.0))
+
+    def best_place(self, small: Image.Image, scale: float) -> tuple[float, int, int, tuple[int, int]]:
+        """(correlation, row, column, shape) of `small` at `scale` of the width, at its best place."""
+        template = _grey(small, max(8, round(ALIGN_WIDTH * scale)))
+        height, width = template.shape
+        if height > self.grey.shape[0] or width > self.grey.shape[1]:
+            return -1.0, 0, 0, template.shape
+        windows = sliding_window_view(self.grey, template.shape)
+        centred = (template - template.mean()) / (template.std() + 1e-6)
+        # The template is centred, so the windows' means drop out of the numerator.
+        dot = np.einsum("ijkl,kl->ij", windows, centred) / template.size
+        correlation = dot / (self._window_std(height, width) + 1e-6)
+        row, column = np.unravel_index(int(correlation.argmax()), correlation.shape)
+        return float(correlation[row, column]), int(row), int(column), template.shape
 
 
 def _difference_inside(large: Image.Image, small: Image.Image) -> float:
     """The DIFF_PERCENTILE-th difference of `small` at its best place inside
     `large`; inf when no place correlates at least MIN_CORRELATION (most
     candidates that are not copies end there, before the finer search)."""
-    grey = _grey(large, ALIGN_WIDTH)
+    aligner = _Aligner(large)
+    # Once, at twice the alignment's width: each scale is resized from that.
+    grey = small.convert("L")
+    if grey.width > 2 * ALIGN_WIDTH:
+        grey = grey.resize(
+            (2 * ALIGN_WIDTH, max(1, round(2 * ALIGN_WIDTH * grey.height / grey.width))), Image.Resampling.BOX
+        )
     coarse = np.linspace(1.0, 1.0 - CROP_MAX, COARSE_SCALES)
-    scored = [(_best_place(grey, small, scale), scale) for scale in coarse]
+    scored = [(aligner.best_place(grey, scale), scale) for scale in coarse]
     (correlation, *_), best_scale = max(scored, key=lambda item: item[0][0])
     if correlation < MIN_CORRELATION:
         return float("inf")
     step = 1 / ALIGN_WIDTH
     fine = np.arange(best_scale - 0.5 * (coarse[0] - coarse[1]), best_scale + 0.5 * (coarse[0] - coarse[1]), step)
-    scored += [(_best_place(grey, small, scale), scale) for scale in fine if 1.0 - CROP_MAX <= scale <= 1.0]
+    scored += [(aligner.best_place(grey, scale), scale) for scale in fine if 1.0 - CROP_MAX <= scale <= 1.0]
     (correlation, row, column, shape), _ = max(scored, key=lambda item: item[0][0])
     k = large.width / ALIGN_WIDTH
     box = (round(column * k), round(row * k), round((column + shape[1]) * k), round((row + shape[0]) * k))

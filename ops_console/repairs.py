@@ -50,13 +50,14 @@ def _batched(keys: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 def delete_orphan_files(tenant: Tenant | None, *, dry_run: bool, batch_size: int, progress: Progress = _quiet) -> int:
-    """Stored files under clients/ that no media row or frame thumbnail names,
-    older than ORPHAN_GRACE: deleted."""
+    """Stored files under clients/ that no media row (its file or its
+    thumbnail) or frame thumbnail names, older than ORPHAN_GRACE: deleted."""
     prefix = f"clients/{tenant.slug}/" if tenant else "clients/"
     cutoff = timezone.now() - ORPHAN_GRACE
     found = seen = 0
     for keys in _batched(stored_keys(prefix), batch_size):
         known = set(Media.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+        known |= set(Media.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
         known |= set(VideoFrame.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
         orphans = [key for key in keys if key not in known and default_storage.get_modified_time(key) < cutoff]
         found += len(orphans)
@@ -93,17 +94,16 @@ def fail_missing_files(tenant: Tenant | None, *, dry_run: bool, batch_size: int,
 def reprocess_missing_thumbnails(
     tenant: Tenant | None, *, dry_run: bool, batch_size: int, progress: Progress = _quiet
 ) -> int:
-    """Ready videos with a frame thumbnail gone: processed again, which
-    writes their thumbnails again."""
-    videos = scoped(Media.objects.ready().filter(kind=Media.Kind.VIDEO), tenant)
+    """Ready media whose thumbnail, or one of whose frames' thumbnails, is
+    gone: processed again, which writes them again. (Media processed before
+    thumbnails were made have none to lose: reprocess those to get them.)"""
+    ready = scoped(Media.objects.ready(), tenant)
     found = 0
-    for ids in _walk(videos, batch_size, progress):
+    for ids in _walk(ready, batch_size, progress):
         frames = VideoFrame.objects.filter(media_id__in=ids).exclude(thumbnail_key="")
-        broken = {
-            media_id
-            for media_id, key in frames.values_list("media_id", "thumbnail_key")
-            if not default_storage.exists(key)
-        }
+        keys = [*frames.values_list("media_id", "thumbnail_key")]
+        keys += Media.objects.filter(pk__in=ids).exclude(thumbnail_key="").values_list("pk", "thumbnail_key")
+        broken = {media_id for media_id, key in keys if not default_storage.exists(key)}
         found += len(broken)
         if broken and not dry_run:
             transitions.back_to_pending(Media.objects.ready().filter(pk__in=broken))

@@ -98,8 +98,13 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
         then = time.time() - age_hours * 3600
         os.utime(path, (then, then))
 
-    kept = MediaFactory(tenant=tenant, storage_key="clients/acme/products/A/media/image/kept.jpg")
+    kept = MediaFactory(
+        tenant=tenant,
+        storage_key="clients/acme/products/A/media/image/kept.jpg",
+        thumbnail_key="clients/acme/products/A/media/image/kept.thumbnail/320.jpg",
+    )
     store(kept.storage_key)
+    store(kept.thumbnail_key)
     gone = MediaFactory(tenant=tenant, storage_key="clients/acme/products/A/media/image/gone.jpg")
     store("clients/acme/products/A/media/image/orphan.jpg")
     store("clients/acme/products/A/media/image/just-uploaded.jpg", age_hours=0)
@@ -114,7 +119,7 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
     assert not (media_storage / "clients/acme/products/A/media/image/orphan.jpg").exists()
     assert (media_storage / "clients/acme/products/A/media/image/just-uploaded.jpg").exists()
     assert (media_storage / "clients/globex/products/B/media/image/orphan.jpg").exists()  # another tenant
-    assert (media_storage / kept.storage_key).exists()
+    assert (media_storage / kept.storage_key).exists() and (media_storage / kept.thumbnail_key).exists()
     assert statuses(kept, gone) == ["pending", "failed"]
     assert Media.objects.get(pk=gone.pk).error == "The stored file is missing."
     assert "Orphan files: 0" in run("cleanup_orphans", "--tenant", "acme")  # idempotent
@@ -130,7 +135,11 @@ def test_cleanup_orphans_repairs_rows_out_of_step(
         (media_storage / key).parent.mkdir(parents=True, exist_ok=True)
         (media_storage / key).write_bytes(b"x")
 
-    # A ready video whose second thumbnail is gone.
+    # A ready video whose second frame thumbnail is gone, and an image whose thumbnail is.
+    lost = MediaFactory(
+        tenant=tenant, status=Media.Status.READY, storage_key="v/lost.jpg", thumbnail_key="v/lost.t/320.jpg"
+    )
+    store(lost.storage_key)
     video = MediaFactory(tenant=tenant, kind=Media.Kind.VIDEO, status=Media.Status.READY, storage_key="v/video.mp4")
     store(video.storage_key)
     for index in range(2):
@@ -150,14 +159,15 @@ def test_cleanup_orphans_repairs_rows_out_of_step(
     EmbeddingFactory(media=unassigned, product=None)  # both unassigned: in step
 
     out = run("cleanup_orphans", "--tenant", "acme", "--dry-run")
-    assert "Videos with missing frame thumbnails: 1 would be reprocessed" in out
+    assert "Media with missing thumbnails: 2 would be reprocessed" in out
     assert "Vectors and frames left on failed media: 2 would be deleted" in out
     assert "Vectors whose product differs from their media's: 1 would be re-aligned" in out
     assert statuses(video) == ["ready"] and Embedding.objects.filter(media=failed_item).exists()
 
     with django_capture_on_commit_callbacks(execute=True):
         out = run("cleanup_orphans", "--tenant", "acme")
-    assert statuses(video) == ["pending"] and broker.llen("media") == 1  # processing writes thumbnails again
+    # Processing writes the thumbnails again.
+    assert statuses(video, lost) == ["pending", "pending"] and broker.llen("media") >= 1
     assert not Embedding.objects.filter(media=failed_item).exists()
     assert not VideoFrame.objects.filter(media=failed_item).exists()
     assert Embedding.objects.get(media=item).product_id == item.product_id

@@ -7,7 +7,7 @@ from ops_console.maintenance import DEFAULT_BATCH_SIZE, progress_bar, tenant_or_
 REPAIRS = [
     ("Orphan files", repairs.delete_orphan_files, "deleted", "files"),
     ("Media whose file is gone", repairs.fail_missing_files, "failed", "media"),
-    ("Videos with missing frame thumbnails", repairs.reprocess_missing_thumbnails, "reprocessed", "media"),
+    ("Media with missing thumbnails", repairs.reprocess_missing_thumbnails, "reprocessed", "media"),
     ("Vectors and frames left on failed media", repairs.delete_leftovers_of_failed, "deleted", "media"),
     ("Vectors whose product differs from their media's", repairs.realign_vector_products, "re-aligned", "media"),
 ]
@@ -16,7 +16,7 @@ REPAIRS = [
 class Command(BaseCommand):
     help = (
         "Repair what lost its counterpart: delete stored files no row refers to (older than an hour), fail "
-        "media whose file is gone, reprocess videos whose frame thumbnails are gone, drop vectors and frames "
+        "media whose file is gone, reprocess media whose thumbnails are gone, drop vectors and frames "
         "left on failed media, and re-align vectors whose product differs from their media's. (Vectors and "
         "frames cannot outlive their media: the database cascades those deletions.)"
     )
