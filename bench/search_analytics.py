@@ -176,7 +176,8 @@ def analytics_table(args, figures: dict[str, tuple[float, float | str]]) -> Tabl
     table.notes.append(
         "From day rollups: the closed days' SearchDay rows plus today summarized from the log, as the page reads "
         "them; from the log: the same figures summarized from the whole window's log rows, side by side in the "
-        "same run. The text queries that found nothing are always read from the log, through its covering index."
+        "same run. The text queries that found nothing are always read from the log (its covering index filters "
+        "them, their text comes from the rows)."
     )
     return table
 

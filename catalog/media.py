@@ -25,6 +25,14 @@ def _stored_keys(media: QuerySet[Media]) -> list[str]:
     return [*media.values_list("storage_key", flat=True), *_thumbnail_keys(media)]
 
 
+def unlink_copies(media_ids: list[int]) -> int:
+    """The copies of these items no longer name them (they are going, or
+    failed): their links are cleared, tier and all; how many."""
+    return Media.objects.filter(duplicate_of__in=media_ids).update(
+        duplicate_of=None, duplicate_kind="", duplicate_similarity=None
+    )
+
+
 @transaction.atomic
 def delete_media(queryset: QuerySet[Media]) -> int:
     """Delete media (with their frames and embeddings, by cascade) and their
@@ -32,6 +40,7 @@ def delete_media(queryset: QuerySet[Media]) -> int:
     keys = _stored_keys(queryset)
     ids = list(queryset.values_list("pk", flat=True))
     emit(WebhookEvent.MEDIA_DELETED, ids)
+    unlink_copies(ids)
     Media.objects.filter(pk__in=ids).delete()
     delete_files_on_commit(keys)
     return len(ids)

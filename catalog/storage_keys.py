@@ -29,7 +29,7 @@ MEDIA_KEY = re.compile(
 
 
 # A video's frame thumbnails sit beside it: <its key without extension>.frames/00012.jpg;
-# an image's thumbnail too: <its key without extension>.thumbnail/320.jpg.
+# an image's thumbnail too: <its key>.thumbnail/320.jpg.
 FRAMES_SUFFIX = ".frames"
 THUMBNAIL_NAME = "{index:05d}.jpg"
 IMAGE_THUMBNAIL_SUFFIX = ".thumbnail"
@@ -49,7 +49,17 @@ def frame_thumbnail_key(video_key: str, index: int) -> str:
 def image_thumbnail_key(image_key: str, side: int) -> str:
     """Where the thumbnail (at most `side` pixels a side) of the image at `image_key` is stored."""
     key = PurePosixPath(image_key)
-    return str(key.with_name(f"{key.stem}{IMAGE_THUMBNAIL_SUFFIX}") / f"{side}.jpg")
+    # The whole name, extension included: shoe.jpg and shoe.png keep apart.
+    return str(key.with_name(f"{key.name}{IMAGE_THUMBNAIL_SUFFIX}") / f"{side}.jpg")
+
+
+IMAGE_THUMBNAIL_KEY = re.compile(rf"^(?P<image>.+){re.escape(IMAGE_THUMBNAIL_SUFFIX)}/\d+\.jpg$")
+
+
+def image_of_thumbnail(key: str) -> str | None:
+    """The key of the image whose thumbnail `key` would be; None for another key."""
+    match = IMAGE_THUMBNAIL_KEY.match(key)
+    return match["image"] if match else None
 
 
 def is_app_written(key: str) -> bool:

@@ -29,7 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from catalog.errors import Conflict
-from catalog.media import delete_results
+from catalog.media import delete_results, unlink_copies
 from catalog.models import Media, MediaQuerySet, WebhookEvent
 from catalog.webhooks import emit
 from config.queues import enqueue_processing
@@ -132,6 +132,7 @@ def fail(media: MediaQuerySet, reason: str, now: datetime | None = None) -> list
                 **FAILED_KEEPS_NOTHING,
             )
             failed.filter(kind=Media.Kind.VIDEO).update(thumbnail_key="")
+            unlink_copies(ids)
             emit(WebhookEvent.MEDIA_FAILED, ids)
     for media_id in ids:
         logger.info("media %s failed: %s", media_id, reason)

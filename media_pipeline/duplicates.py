@@ -42,6 +42,9 @@ CLIP_CANDIDATE_FLOOR = 0.9
 # Two videos compare when their lengths differ by at most this share.
 VIDEO_LENGTH_TOLERANCE = 0.05
 VIDEO_CANDIDATES = 10
+# Later unlinked images an original verifies as copies that were ready
+# before it (concurrent workers, a retry), nearest by hash first.
+LATER_CANDIDATES = 5
 # Frames match when their hashes differ in at most this many bits (a
 # re-encoded frame moves a few); videos match when this share of the
 # frames of each finds one at about the same time.
@@ -75,16 +78,18 @@ NEAREST_EARLIER_IMAGES = f"""
     WHERE e.media_id = ANY(%s) AND e.frame_id IS NULL
 """  # noqa: S608 - the table name is a constant
 
-# An image's nearest earlier images of the tenant by perceptual hash, from
-# the (tenant, phash) index alone.
-NEAREST_HASHES = f"""
+# An image's nearest images of the tenant by perceptual hash, from the
+# (tenant, phash) index: the earlier ones, or the later ones not linked yet.
+NEAREST_HASHES = """
     SELECT id, bit_count((phash # %s)::bit(64)) AS bits
-    FROM {MEDIA_TABLE}
-    WHERE tenant_id = %s AND phash IS NOT NULL AND status = 'ready' AND id < %s
+    FROM {table}
+    WHERE tenant_id = %s AND phash IS NOT NULL AND status = 'ready' AND {side}
       AND bit_count((phash # %s)::bit(64)) <= %s
     ORDER BY bits, id
     LIMIT %s
-"""  # noqa: S608 - the table name is a constant
+"""
+EARLIER = NEAREST_HASHES.format(table=MEDIA_TABLE, side="id < %s")
+LATER_UNLINKED = NEAREST_HASHES.format(table=MEDIA_TABLE, side="id > %s AND duplicate_of_id IS NULL")
 
 
 def _nearest_by_clip(media_ids: list[int]) -> dict[int, tuple[int, float]]:
@@ -95,11 +100,9 @@ def _nearest_by_clip(media_ids: list[int]) -> dict[int, tuple[int, float]]:
         return {media_id: (other_id, float(similarity)) for media_id, other_id, similarity in cursor.fetchall()}
 
 
-def _nearest_by_hash(media: Media) -> list[int]:
+def _nearest_by_hash(media: Media, query: str = EARLIER, limit: int = HASH_CANDIDATES) -> list[int]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            NEAREST_HASHES, [media.phash, media.tenant_id, media.pk, media.phash, CANDIDATE_BITS, HASH_CANDIDATES]
-        )
+        cursor.execute(query, [media.phash, media.tenant_id, media.pk, media.phash, CANDIDATE_BITS, limit])
         return [media_id for media_id, _ in cursor.fetchall()]
 
 
@@ -192,9 +195,19 @@ def _near_identical_video(media: Media) -> Match | None:
     return None
 
 
-def _root(media_id: int) -> int:
-    """The original a duplicate points at, so every copy names the same one."""
-    return Media.objects.filter(pk=media_id).values_list("duplicate_of_id", flat=True).first() or media_id
+# The tiers, strongest first: a copy of a copy is at most as alike as the weaker link.
+STRENGTH = {Media.DuplicateKind.EXACT: 3, Media.DuplicateKind.NEAR_IDENTICAL: 2, Media.DuplicateKind.SIMILAR: 1}
+
+
+def _through_root(match: Match) -> Match:
+    """The match re-pointed at its original's own original, so every copy
+    names the first, when the original's link is at least as strong (an
+    exact copy of a near-identical copy is a near-identical copy of the
+    first); otherwise the match as found."""
+    link = Media.objects.filter(pk=match.original_id).values_list("duplicate_of_id", "duplicate_kind").first()
+    if link is None or link[0] is None or STRENGTH.get(link[1], 0) < STRENGTH[match.kind]:
+        return match
+    return Match(link[0], match.kind, match.similarity)
 
 
 def _save(media: Media, match: Match | None) -> Match | None:
@@ -202,30 +215,71 @@ def _save(media: Media, match: Match | None) -> Match | None:
         if media.duplicate_of_id is not None or media.duplicate_kind:
             Media.objects.filter(pk=media.pk).update(duplicate_of=None, duplicate_kind="", duplicate_similarity=None)
         return None
-    match = Match(_root(match.original_id), match.kind, match.similarity)
+    match = _through_root(match)
     Media.objects.filter(pk=media.pk).update(
         duplicate_of=match.original_id, duplicate_kind=match.kind, duplicate_similarity=match.similarity
     )
     return match
 
 
+def _match(media: Media, nearest: dict[int, tuple[int, float]]) -> Match | None:
+    """What `media` duplicates among the earlier items, the strongest tier first."""
+    match = _exact(media)
+    if match is not None:
+        return match
+    if media.kind == Media.Kind.VIDEO:
+        return _near_identical_video(media)
+    clip = nearest.get(media.pk)
+    candidates = _nearest_by_hash(media) if media.phash is not None else []
+    if clip is not None and clip[1] >= CLIP_CANDIDATE_FLOOR and clip[0] not in candidates:
+        candidates.append(clip[0])
+    match = _near_identical_image(media, candidates)
+    threshold = TenantSettings.of(media.tenant).near_duplicate_similarity
+    if match is None and clip is not None and clip[1] >= threshold:
+        match = Match(clip[0], Media.DuplicateKind.SIMILAR, clip[1])
+    return match
+
+
+def _later_copies(media: Media) -> list[tuple[int, str, float]]:
+    """Later ready items not linked to anything that are exact or
+    near-identical copies of `media`: they were ready before it, so found
+    no original when they were processed. (id, kind, alike) each."""
+    unlinked = Media.objects.filter(
+        tenant_id=media.tenant_id, status=Media.Status.READY, pk__gt=media.pk, duplicate_of__isnull=True
+    )
+    found = []
+    exact = set()
+    if media.sha256:
+        exact = set(unlinked.filter(sha256=media.sha256).values_list("pk", flat=True))
+        found += [(pk, Media.DuplicateKind.EXACT, 1.0) for pk in sorted(exact)]
+    if media.kind == Media.Kind.IMAGE and media.phash is not None and media.thumbnail_key:
+        later = [pk for pk in _nearest_by_hash(media, LATER_UNLINKED, LATER_CANDIDATES) if pk not in exact]
+        mine = _thumbnail(media.thumbnail_key) if later else None
+        rows = Media.objects.filter(pk__in=later).exclude(thumbnail_key="").values_list("pk", "phash", "thumbnail_key")
+        for other_id, phash, thumbnail_key in rows:
+            theirs = _thumbnail(thumbnail_key)
+            if mine is not None and theirs is not None and same_picture(mine, theirs):
+                alike = 1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0
+                found.append((other_id, Media.DuplicateKind.NEAR_IDENTICAL, alike))
+    return found
+
+
 def link_duplicates(items: Sequence[Media]) -> dict[int, Match | None]:
-    """Find and store what each processed item duplicates; returns each one's match."""
+    """Find and store what each processed item duplicates, and link to it the
+    later copies that were ready first; returns each item's match. An item
+    whose check fails is logged and left unlinked: it stays ready."""
     images = [media for media in items if media.kind == Media.Kind.IMAGE]
     nearest = _nearest_by_clip([media.pk for media in images]) if images else {}
     found: dict[int, Match | None] = {}
     for media in items:
-        match = _exact(media)
-        if match is None and media.kind == Media.Kind.VIDEO:
-            match = _near_identical_video(media)
-        elif match is None:
-            clip = nearest.get(media.pk)
-            candidates = _nearest_by_hash(media) if media.phash is not None else []
-            if clip is not None and clip[1] >= CLIP_CANDIDATE_FLOOR and clip[0] not in candidates:
-                candidates.append(clip[0])
-            match = _near_identical_image(media, candidates)
-            threshold = TenantSettings.of(media.tenant).near_duplicate_similarity
-            if match is None and clip is not None and clip[1] >= threshold:
-                match = Match(clip[0], Media.DuplicateKind.SIMILAR, clip[1])
-        found[media.pk] = _save(media, match)
+        try:
+            found[media.pk] = match = _save(media, _match(media, nearest))
+            if match is None:  # an original: the copies that beat it here point at it
+                for later_id, kind, alike in _later_copies(media):
+                    Media.objects.filter(pk=later_id).update(
+                        duplicate_of=media.pk, duplicate_kind=kind, duplicate_similarity=alike
+                    )
+        except Exception:
+            logger.exception("the duplicate check of media %s failed", media.pk)
+            found[media.pk] = None
     return found

@@ -37,8 +37,8 @@ ALIGN_WIDTH = 64
 COARSE_SCALES = 9
 COMPARE_WIDTH = 128
 # Below this correlation at the coarse scales' best place, not the same
-# picture (copies, crops included, correlate above 0.96).
-MIN_CORRELATION = 0.9
+# picture (copies, crops included, correlate above 0.93).
+MIN_CORRELATION = 0.8
 # At the best alignment, 90% of the pixels must be within this many levels
 # (of 255, the largest difference of the three channels).
 SAME_PICTURE_MAX_DIFF = 16.0
@@ -109,12 +109,7 @@ def _difference_inside(large: Image.Image, small: Image.Image) -> float:
     `large`; inf when no place correlates at least MIN_CORRELATION (most
     candidates that are not copies end there, before the finer search)."""
     aligner = _Aligner(large)
-    # Once, at twice the alignment's width: each scale is resized from that.
     grey = small.convert("L")
-    if grey.width > 2 * ALIGN_WIDTH:
-        grey = grey.resize(
-            (2 * ALIGN_WIDTH, max(1, round(2 * ALIGN_WIDTH * grey.height / grey.width))), Image.Resampling.BOX
-        )
     coarse = np.linspace(1.0, 1.0 - CROP_MAX, COARSE_SCALES)
     scored = [(aligner.best_place(grey, scale), scale) for scale in coarse]
     (correlation, *_), best_scale = max(scored, key=lambda item: item[0][0])

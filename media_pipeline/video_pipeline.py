@@ -23,6 +23,7 @@ from media_pipeline.fingerprints import perceptual_hash, thumbnail_jpeg
 from media_pipeline.outcomes import Outcome, claim_lost, failed, finished
 from media_pipeline.probe import check_unprobed
 from media_pipeline.storage import open_local, save_overwriting
+from media_pipeline.uploads import sha256_of
 from media_pipeline.video import SampledFrame, SampledVideo, sample_video
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ def _embed(media: Media, token: str) -> Outcome:
     embedder = get_embedder()
     with open_local(media.storage_key) as file:
         check_unprobed(media, file)
+        # Objects that arrived through S3 were not hashed on the way in.
+        sha256 = media.sha256 or sha256_of(file)
         sampled, vectors = _sample_and_embed(file, embedder)
     thumbnail_keys = [_store_thumbnail(media, frame.index, frame.image) for frame in sampled.frames]
     logger.info(
@@ -52,7 +55,7 @@ def _embed(media: Media, token: str) -> Outcome:
         sampled.sampled,
         len(sampled.frames),
     )
-    if not _store(media, token, sampled, vectors, thumbnail_keys, embedder.model_name):
+    if not _store(media, token, sampled, vectors, thumbnail_keys, embedder.model_name, sha256):
         return claim_lost(media)
     return finished([media])[media.pk]
 
@@ -92,7 +95,13 @@ def _store_thumbnail(media: Media, index: int, image: Image.Image) -> str:
 
 
 def _store(
-    media: Media, token: str, sampled: SampledVideo, vectors: np.ndarray, thumbnail_keys: list[str], model_name: str
+    media: Media,
+    token: str,
+    sampled: SampledVideo,
+    vectors: np.ndarray,
+    thumbnail_keys: list[str],
+    model_name: str,
+    sha256: str,
 ) -> bool:
     with transaction.atomic():
         held = transitions.lock_claims([media.pk], token)
@@ -124,4 +133,5 @@ def _store(
             duration_ms=sampled.duration_ms,
             error=sampled.warning,
             thumbnail_key=thumbnail_keys[0] if thumbnail_keys else "",
+            sha256=sha256,
         )

@@ -19,6 +19,7 @@ from catalog import transitions
 from catalog.batches import id_batches, scoped
 from catalog.media import delete_results
 from catalog.models import Embedding, Media, Tenant, VideoFrame
+from catalog.storage_keys import image_of_thumbnail
 from media_pipeline.outcomes import MISSING_FILE
 
 # A stored file this young may belong to an upload whose row is not committed yet.
@@ -57,7 +58,9 @@ def delete_orphan_files(tenant: Tenant | None, *, dry_run: bool, batch_size: int
     found = seen = 0
     for keys in _batched(stored_keys(prefix), batch_size):
         known = set(Media.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
-        known |= set(Media.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
+        # An image's thumbnail is known by its image's key (storage_key is indexed, thumbnail_key is not).
+        images = {image for key in keys if (image := image_of_thumbnail(key))}
+        known |= set(Media.objects.filter(storage_key__in=images).values_list("thumbnail_key", flat=True))
         known |= set(VideoFrame.objects.filter(thumbnail_key__in=keys).values_list("thumbnail_key", flat=True))
         orphans = [key for key in keys if key not in known and default_storage.get_modified_time(key) < cutoff]
         found += len(orphans)

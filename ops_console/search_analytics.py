@@ -208,7 +208,7 @@ def build_search_analytics(
     total = figures.pop(None, Figures())
     min_score = None
     if tenant is not None:
-        min_score = TenantSettings.objects.filter(tenant=tenant).values_list("min_similarity", flat=True).first()
+        min_score = TenantSettings.of(tenant).min_similarity
     ranked = sorted(figures.items(), key=lambda item: (-item[1].searches, item[0] or 0))[:TENANT_ROWS]
     tenants = Tenant.objects.in_bulk([tenant_id for tenant_id, _ in ranked])
     return SearchAnalytics(

@@ -298,3 +298,48 @@ def test_a_products_page_shows_its_media_and_a_videos_frames(staff, tenant, clip
     assert frames >= 2
     assert html.count('class="sm-picture"') == 2 + frames
     assert html.count('class="sm-frames"') == 1
+
+
+@pytest.mark.django_db
+def test_a_copy_of_a_copy_keeps_the_weaker_tier(tenant, clip):
+    TenantSettings.objects.filter(tenant=tenant).update(near_duplicate_similarity=0.0)
+    first = stored(tenant, "a.jpg", PHOTOS[("MUG-GRN-02", 0)])
+    other = stored(tenant, "b.jpg", PHOTOS[("MUG-GRN-02", 2)])  # similar (the tiny model), not the same picture
+    again = stored(tenant, "c.jpg", PHOTOS[("MUG-GRN-02", 2)])  # the same bytes as `other`
+    rows = settle(first, other, again)
+    assert (rows[other.pk].duplicate_of_id, rows[other.pk].duplicate_kind) == (first.pk, "similar")
+    # Exact to `other`, only similar to `first`: it names `other`.
+    assert (rows[again.pk].duplicate_of_id, rows[again.pk].duplicate_kind) == (other.pk, "exact")
+
+
+@pytest.mark.django_db
+def test_copies_ready_before_their_original_are_linked_when_it_is(tenant, clip, no_similar):
+    photo = PHOTOS[("SNK-BLU-02", 1)]
+    original = stored(tenant, "first.jpg", photo)
+    exact, copy = stored(tenant, "second.jpg", photo), stored(tenant, "third.jpg", jpeg(picture(photo), 40))
+    rows = settle(exact, copy, original)  # the original, uploaded first, is processed last
+    assert (rows[exact.pk].duplicate_of_id, rows[exact.pk].duplicate_kind) == (original.pk, "exact")
+    assert (rows[copy.pk].duplicate_of_id, rows[copy.pk].duplicate_kind) == (original.pk, "near_identical")
+    assert rows[original.pk].duplicate_of_id is None
+
+
+@pytest.mark.django_db
+def test_an_original_that_goes_or_fails_leaves_no_link_behind(
+    tenant, clip, no_similar, django_capture_on_commit_callbacks
+):
+    from catalog import transitions
+    from catalog.media import delete_media
+
+    photo = PHOTOS[("LMP-WHT-02", 2)]
+    first, copy = stored(tenant, "a.jpg", photo), stored(tenant, "b.jpg", photo)
+    second, copy_of_second = (
+        stored(tenant, "c.jpg", PHOTOS[("BAG-PNK-02", 0)]),
+        stored(tenant, "d.jpg", PHOTOS[("BAG-PNK-02", 0)]),
+    )
+    settle(first, copy, second, copy_of_second)
+    with django_capture_on_commit_callbacks(execute=True):
+        delete_media(Media.objects.filter(pk=first.pk))
+    transitions.fail(Media.objects.filter(pk=second.pk), "Marked failed by ops.")
+    for item in (copy, copy_of_second):
+        item.refresh_from_db()
+        assert (item.duplicate_of_id, item.duplicate_kind, item.duplicate_similarity) == (None, "", None)

@@ -101,7 +101,7 @@ def test_cleanup_orphans(tenant, other_tenant, media_storage):
     kept = MediaFactory(
         tenant=tenant,
         storage_key="clients/acme/products/A/media/image/kept.jpg",
-        thumbnail_key="clients/acme/products/A/media/image/kept.thumbnail/320.jpg",
+        thumbnail_key="clients/acme/products/A/media/image/kept.jpg.thumbnail/320.jpg",
     )
     store(kept.storage_key)
     store(kept.thumbnail_key)

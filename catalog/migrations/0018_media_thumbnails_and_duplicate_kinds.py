@@ -1,19 +1,21 @@
 # Thumbnails, perceptual hashes and the three tiers of duplicates. The links
-# made before were all by CLIP similarity: they become `similar`. The hash
-# indexes are built CONCURRENTLY, so a large media table keeps taking writes.
+# made before were all by CLIP similarity: they become `similar`. New columns
+# only (no rewrite of the table); their indexes come in 0019.
 
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    atomic = False
 
     dependencies = [
         ('catalog', '0017_webhooks'),
     ]
 
     operations = [
+        # Each change takes the table's lock for a moment; waiting for it behind
+        # a long transaction would stall every write, so give up instead (and
+        # run the migration again).
+        migrations.RunSQL("SET lock_timeout = '10s'", migrations.RunSQL.noop),
         migrations.AddField(
             model_name='media',
             name='duplicate_kind',
@@ -43,16 +45,21 @@ class Migration(migrations.Migration):
             "UPDATE catalog_media SET duplicate_kind = 'similar' WHERE duplicate_of_id IS NOT NULL",
             migrations.RunSQL.noop,
         ),
-        AddIndexConcurrently(
-            model_name='media',
-            index=models.Index(condition=models.Q(('phash__isnull', False)), fields=['tenant', 'phash'], include=('id', 'status'), name='media_tenant_phash'),
+        # Added NOT VALID (no scan under the table's lock); 0019 validates it.
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                migrations.RunSQL(
+                    "ALTER TABLE catalog_media ADD CONSTRAINT media_duplicate_kind_valid CHECK "
+                    "(duplicate_kind IN ('', 'exact', 'near_identical', 'similar')) NOT VALID",
+                    "ALTER TABLE catalog_media DROP CONSTRAINT media_duplicate_kind_valid",
+                ),
+            ],
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name='media',
+                    constraint=models.CheckConstraint(condition=models.Q(('duplicate_kind__in', ['', 'exact', 'near_identical', 'similar'])), name='media_duplicate_kind_valid'),
+                ),
+            ],
         ),
-        AddIndexConcurrently(
-            model_name='media',
-            index=models.Index(condition=models.Q(('duplicate_of__isnull', False)), fields=['-id'], name='media_duplicates'),
-        ),
-        migrations.AddConstraint(
-            model_name='media',
-            constraint=models.CheckConstraint(condition=models.Q(('duplicate_kind__in', ['', 'exact', 'near_identical', 'similar'])), name='media_duplicate_kind_valid'),
-        ),
+        migrations.RunSQL("RESET lock_timeout", migrations.RunSQL.noop),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0018_media_thumbnails_and_duplicate_kinds'),
+        ('catalog', '0019_media_duplicate_indexes'),
         ('ops_console', '0001_initial'),
     ]
 
