@@ -196,7 +196,11 @@ def _near_identical_video(media: Media) -> Match | None:
 
 
 # The tiers, strongest first: a copy of a copy is at most as alike as the weaker link.
-STRENGTH = {Media.DuplicateKind.EXACT: 3, Media.DuplicateKind.NEAR_IDENTICAL: 2, Media.DuplicateKind.SIMILAR: 1}
+STRENGTH: dict[str, int] = {
+    Media.DuplicateKind.EXACT: 3,
+    Media.DuplicateKind.NEAR_IDENTICAL: 2,
+    Media.DuplicateKind.SIMILAR: 1,
+}
 
 
 def _through_root(match: Match) -> Match:
@@ -247,8 +251,8 @@ def _later_copies(media: Media) -> list[tuple[int, str, float]]:
     unlinked = Media.objects.filter(
         tenant_id=media.tenant_id, status=Media.Status.READY, pk__gt=media.pk, duplicate_of__isnull=True
     )
-    found = []
-    exact = set()
+    found: list[tuple[int, str, float]] = []
+    exact: set[int] = set()
     if media.sha256:
         exact = set(unlinked.filter(sha256=media.sha256).values_list("pk", flat=True))
         found += [(pk, Media.DuplicateKind.EXACT, 1.0) for pk in sorted(exact)]
