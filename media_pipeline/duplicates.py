@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Abs
 from PIL import Image
 
 from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media, TenantSettings, VideoFrame
@@ -184,7 +186,8 @@ def _near_identical_video(media: Media) -> Match | None:
             duration_ms__gte=media.duration_ms - slack,
             duration_ms__lte=media.duration_ms + slack,
         )
-        .order_by("pk")
+        # The closest in length first: a tenant of many clips of one length still finds the copy's.
+        .order_by(Abs(F("duration_ms") - media.duration_ms), "pk")
         .values_list("pk", flat=True)[:VIDEO_CANDIDATES]
     )
     for other_id in earlier:

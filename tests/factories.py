@@ -24,7 +24,15 @@ from catalog.models import (
 from catalog.tenants import create_tenant
 from catalog.webhooks import new_secret
 from media_pipeline.models import RejectedS3Event
-from search.models import RecognizerModel, RecognizerSuggestion, SearchFeedback, SearchLog
+from search.models import (
+    RecognizerModel,
+    RecognizerSuggestion,
+    SearchDay,
+    SearchDayRollup,
+    SearchFeedback,
+    SearchLog,
+)
+from search.search_days import SCORE_BINS
 
 
 class TenantFactory(DjangoModelFactory):
@@ -245,3 +253,22 @@ class WebhookAttemptFactory(DjangoModelFactory):
     attempted_at = factory.LazyFunction(timezone.now)
     status_code = 500
     error = "HTTP 500 Internal Server Error"
+
+
+class SearchDayFactory(DjangoModelFactory):
+    class Meta:
+        model = SearchDay
+
+    tenant = factory.SubFactory(TenantFactory)
+    day = factory.LazyFunction(lambda: timezone.now().date())
+    kind = SearchLog.Kind.TEXT
+    searches = 1
+    first_pages = 1
+    score_bins = factory.LazyFunction(lambda: [0] * SCORE_BINS)
+
+
+class SearchDayRollupFactory(DjangoModelFactory):
+    class Meta:
+        model = SearchDayRollup
+
+    day = factory.LazyFunction(lambda: timezone.now().date())
