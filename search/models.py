@@ -133,6 +133,8 @@ class SearchLog(TenantOwned):
     offset = models.PositiveSmallIntegerField(default=0)
     result_count = models.PositiveSmallIntegerField()
     best_score = models.FloatField(null=True, blank=True)
+    # A first page that kept nothing: the best score the minimum left out.
+    best_below_minimum = models.FloatField(null=True, blank=True)
     took_ms = models.FloatField()
     strategy = models.CharField(max_length=30, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -145,7 +147,7 @@ class SearchLog(TenantOwned):
             models.Index(
                 fields=["tenant", "created_at"],
                 name="searchlog_tenant_covering",
-                include=["kind", "offset", "result_count", "took_ms", "best_score"],
+                include=["kind", "offset", "result_count", "took_ms", "best_score", "best_below_minimum"],
             ),
             models.Index(fields=["created_at"], name="searchlog_created"),  # pruning
         ]
@@ -198,8 +200,9 @@ class SearchDay(TenantOwned):
     searches = models.PositiveIntegerField(default=0)
     first_pages = models.PositiveIntegerField(default=0)
     zero_results = models.PositiveIntegerField(default=0, help_text="First pages that came back empty.")
-    unscored = models.PositiveIntegerField(default=0, help_text="First pages with no vector score.")
-    # First pages by their best score, and searches by took_ms, in the bins
+    unscored = models.PositiveIntegerField(default=0, help_text="First pages with no vector score at all.")
+    # First pages by their best score (kept, or left out by the minimum
+    # score: SearchLog.best_below_minimum), and searches by took_ms, in the bins
     # of search/search_days.py; the time bins from took_first_bin on, up to
     # the last one not empty (most of them are: a day's times span a few).
     score_bins = ArrayField(models.PositiveIntegerField(), default=list)

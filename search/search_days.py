@@ -83,40 +83,48 @@ def log_scope(start: datetime, end: datetime, tenant: Tenant | None, prefix: str
     return where, params
 
 
-def summarize(start: datetime, end: datetime, tenant: Tenant | None = None) -> list[SearchDay]:
-    """The log's searches from `start` to `end` as unsaved SearchDay rows."""
-    days: dict[tuple[int, date, str], SearchDay] = {}
+def summarize(start: datetime, end: datetime, tenant: Tenant | None = None) -> list[dict[str, Any]]:
+    """The log's searches from `start` to `end` as SearchDay rows' FIELDS
+    (plain dicts: a page reads today's this way, and model instances cost)."""
+    days: dict[tuple[int, date, str], dict[str, Any]] = {}
 
-    def row(tenant_id: int, day: date, kind: str) -> SearchDay:
+    def row(tenant_id: int, day: date, kind: str) -> dict[str, Any]:
         key = (tenant_id, day, kind)
         if key not in days:
-            days[key] = SearchDay(
-                tenant_id=tenant_id, day=day, kind=kind, score_bins=[0] * SCORE_BINS, took_bins=[0] * TOOK_BINS
-            )
+            days[key] = {
+                **dict.fromkeys(FIELDS, 0),
+                "tenant_id": tenant_id,
+                "day": day,
+                "kind": kind,
+                "score_bins": [0] * SCORE_BINS,
+                "took_bins": [0] * TOOK_BINS,
+            }
         return days[key]
 
     where, params = log_scope(start, end, tenant)
     with connection.cursor() as cursor:
-        # Per first page its best score's bin (-1: no score); -2: a later page.
+        # Per first page its best score's bin, found or left out by the
+        # minimum (-1: no score at all); -2: a later page.
         cursor.execute(
             f"""SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, kind,
-                       CASE WHEN "offset" > 0 THEN -2 WHEN best_score IS NULL THEN -1
-                            ELSE least(greatest(floor((best_score - %s) / %s)::int, 0), %s) END,
+                       CASE WHEN "offset" > 0 THEN -2 WHEN COALESCE(best_score, best_below_minimum) IS NULL THEN -1
+                            ELSE least(greatest(floor((COALESCE(best_score, best_below_minimum) - %s) / %s)::int, 0),
+                                       %s) END,
                        count(*), count(*) FILTER (WHERE result_count = 0)
                 FROM {LOG_TABLE} WHERE {where} GROUP BY 1, 2, 3, 4""",  # noqa: S608 - constants
             [SCORE_MIN, SCORE_WIDTH, SCORE_BINS - 1, *params],
         )
         for tenant_id, day, kind, score_bin, n, empty in cursor.fetchall():
             summary = row(tenant_id, day, kind)
-            summary.searches += n
+            summary["searches"] += n
             if score_bin == -2:
                 continue
-            summary.first_pages += n
-            summary.zero_results += empty
+            summary["first_pages"] += n
+            summary["zero_results"] += empty
             if score_bin == -1:
-                summary.unscored += n
+                summary["unscored"] += n
             else:
-                summary.score_bins[score_bin] += n
+                summary["score_bins"][score_bin] += n
         cursor.execute(
             f"""SELECT tenant_id, (created_at AT TIME ZONE 'UTC')::date, kind,
                        least(greatest(floor(ln(greatest(took_ms, %s) / %s) / ln(%s))::int, 0), %s), count(*)
@@ -124,7 +132,7 @@ def summarize(start: datetime, end: datetime, tenant: Tenant | None = None) -> l
             [TOOK_MIN_MS, TOOK_MIN_MS, TOOK_RATIO, TOOK_BINS - 1, *params],
         )
         for tenant_id, day, kind, took_bin, n in cursor.fetchall():
-            row(tenant_id, day, kind).took_bins[took_bin] += n
+            row(tenant_id, day, kind)["took_bins"][took_bin] += n
         where, params = log_scope(start, end, tenant, "s.")
         cursor.execute(
             f"""SELECT s.tenant_id, (s.created_at AT TIME ZONE 'UTC')::date, s.kind, f.event,
@@ -134,23 +142,20 @@ def summarize(start: datetime, end: datetime, tenant: Tenant | None = None) -> l
             params,
         )
         for tenant_id, day, kind, event, n in cursor.fetchall():
-            setattr(row(tenant_id, day, kind), EVENT_FIELDS[event], n)
+            row(tenant_id, day, kind)[EVENT_FIELDS[event]] = n
     for summary in days.values():
         _trim_took_bins(summary)
     return list(days.values())
 
 
-def _trim_took_bins(summary: SearchDay) -> None:
-    filled = [number for number, count in enumerate(summary.took_bins) if count]
-    if not filled:
-        summary.took_first_bin, summary.took_bins = 0, []
-        return
-    summary.took_first_bin = filled[0]
-    summary.took_bins = summary.took_bins[filled[0] : filled[-1] + 1]
+def _trim_took_bins(summary: dict[str, Any]) -> None:
+    filled = [number for number, count in enumerate(summary["took_bins"]) if count]
+    first, last = (filled[0], filled[-1] + 1) if filled else (0, 0)
+    summary["took_first_bin"], summary["took_bins"] = first, summary["took_bins"][first:last]
 
 
-def as_tuple(row: SearchDay) -> tuple:
-    return tuple(getattr(row, name) for name in FIELDS)
+def as_tuple(row: dict[str, Any]) -> tuple:
+    return tuple(row[name] for name in FIELDS)
 
 
 def roll_up(day: date) -> int:
@@ -160,7 +165,7 @@ def roll_up(day: date) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_KEY, day.toordinal()])
         SearchDay.objects.filter(day=day).delete()
-        rows = SearchDay.objects.bulk_create(summarize(start, start + timedelta(days=1)))
+        rows = SearchDay.objects.bulk_create(SearchDay(**row) for row in summarize(start, start + timedelta(days=1)))
         SearchDayRollup.objects.update_or_create(day=day, defaults={"rolled_up_at": timezone.now()})
     return len(rows)
 

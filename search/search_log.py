@@ -63,9 +63,11 @@ def record(
     scores: list[float | None],
     took_ms: float,
     strategy: str,
+    best_below_minimum: float | None = None,
 ) -> uuid.UUID:
     """Store one search, and return its id: `scores` are its page's, best
-    first (None: a keyword-only match)."""
+    first (None: a keyword-only match); `best_below_minimum`, for a first
+    page that kept none, the best score the minimum left out."""
     vector_scores = [score for score in scores if score is not None]
     search_id = uuid.uuid4()
     values: list[Any] = [
@@ -81,6 +83,7 @@ def record(
         max(vector_scores) if vector_scores else None,
         took_ms,
         strategy,
+        best_below_minimum,
         timezone.now(),
     ]
     # One round trip for the setting and the row (psycopg's client-side
@@ -94,11 +97,14 @@ def record(
     return search_id
 
 
-_COLUMNS = 'id, tenant_id, kind, mode, query_text, filters, k, "offset", result_count, best_score, took_ms, strategy'
+_COLUMNS = (
+    'id, tenant_id, kind, mode, query_text, filters, k, "offset", result_count, best_score, took_ms, strategy, '
+    "best_below_minimum"
+)
 _INSERT = (  # constants; values are parameters
     "SET LOCAL synchronous_commit TO OFF; "  # noqa: S608
     f"INSERT INTO {SearchLog._meta.db_table} ({_COLUMNS}, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s)"
+    " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 

@@ -115,7 +115,10 @@ def search(tenant: Tenant, vector: np.ndarray, options: Options, logged: Logged 
         return found, _entries(tenant, [(hit, None) for hit in found.hits])
 
     found, results = search_read(read)
-    return _respond(tenant, options, logged, results, found.took_ms, model_name, found.strategy, found.next_offset)
+    best_below = _best_below_minimum(tenant, vector, options, logged, results, model_name)
+    return _respond(
+        tenant, options, logged, results, found.took_ms, model_name, found.strategy, found.next_offset, best_below
+    )
 
 
 def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: bool = True) -> SearchResponse:
@@ -167,9 +170,41 @@ def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: 
     next_offset = next_page(offset, options.k, len(ranking))
     took_ms = (time.perf_counter() - started) * 1000
     logged = Logged(SearchLog.Kind.TEXT, mode=mode, query_text=text) if log else None
-    return _respond(
-        tenant, replace(options, offset=offset), logged, results, took_ms, model_name, strategy, next_offset
-    )
+    options = replace(options, offset=offset)
+    best_below = _best_below_minimum(tenant, vector, options, logged, results, model_name)
+    return _respond(tenant, options, logged, results, took_ms, model_name, strategy, next_offset, best_below)
+
+
+def _best_below_minimum(
+    tenant: Tenant,
+    vector: np.ndarray | None,
+    options: Options,
+    logged: Logged | None,
+    results: list[ResultEntry],
+    model_name: str,
+) -> float | None:
+    """For a logged first page with no vector match: the score of the best
+    item the minimum score left out (the analytics' histogram shows where it
+    fell short). One more ranking, of depth 1 and no minimum; None when the
+    search is not logged, found something, or the tenant has nothing."""
+    if logged is None or vector is None or options.offset or any(r.score is not None for r in results):
+        return None
+
+    def read() -> list[Hit]:
+        return rank_products(
+            vector,
+            tenant_id=tenant.pk,
+            model_name=model_name,
+            depth=1,
+            page_size=1,
+            min_score=-1.0,
+            product_filter=options.product_filter,
+            exclude_media_ids=options.exclude_media_ids,
+            tenant_settings=TenantSettings.of(tenant),
+        ).hits
+
+    hits = search_read(read)
+    return hits[0].score if hits else None
 
 
 def _respond(
@@ -181,6 +216,7 @@ def _respond(
     model_name: str,
     strategy: str,
     next_offset: int | None,
+    best_below_minimum: float | None = None,
 ) -> SearchResponse:
     search_id: str | None = None
     if logged is not None:
@@ -194,6 +230,7 @@ def _respond(
                 scores=[result.score for result in results],
                 took_ms=took_ms,
                 strategy=strategy,
+                best_below_minimum=best_below_minimum,
             )
         )
     return SearchResponse(results, round(took_ms, 2), model_name, strategy, next_offset, search_id)

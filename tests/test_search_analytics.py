@@ -212,3 +212,27 @@ def test_percentiles_from_the_time_bins_stay_within_a_bin():
     for q in (0.5, 0.95, 0.99):
         assert search_days.percentile(bins, q) == pytest.approx(np.quantile(times, q), rel=search_days.TOOK_RATIO - 1)
     assert search_days.percentile([0] * search_days.TOOK_BINS, 0.95) is None
+
+
+def test_a_search_the_minimum_emptied_is_binned_at_the_score_it_left_out(staff, api, tenant, clip):
+    import numpy as np
+
+    from tests.catalogs import bulk_catalog
+
+    vectors = np.random.default_rng(5).standard_normal((5, 512))
+    bulk_catalog(tenant, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32))
+    body = {"query": "red shoe", "mode": "vector", "min_score": 0}
+    best = api.post("/api/v1/search/text", body, format="json").json()["results"][0]["score"]
+    emptied = api.post("/api/v1/search/text", {**body, "min_score": 0.999}, format="json").json()
+    assert emptied["results"] == []
+    logged = SearchLog.objects.get(pk=emptied["search_id"])
+    assert logged.best_score is None and logged.best_below_minimum == pytest.approx(best, abs=1e-6)
+    # Not for a later page, nor for a search that kept something.
+    assert SearchLog.objects.exclude(pk=logged.pk).get().best_below_minimum is None
+
+    TenantSettings.objects.filter(tenant=tenant).update(min_similarity=0.999)
+    analytics = staff.get(PAGE, {"tenant": tenant.slug}).context["analytics"]
+    counted = [b for b in analytics.histogram if b.count]
+    assert sum(b.count for b in counted) == 2 and analytics.unscored_first_pages == 0
+    assert all(b.low <= best < b.high or b.high == 1.0 for b in counted)
+    assert analytics.figures.zero_results == 1

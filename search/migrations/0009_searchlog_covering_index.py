@@ -1,4 +1,5 @@
-# The search analytics' index: the log's (tenant, created_at) index, now
+# The search analytics: the best score a first page that kept nothing left
+# out (a new, empty column), and the log's (tenant, created_at) index, now
 # covering the columns they read. Built CONCURRENTLY before the old one is
 # dropped, so a large log keeps taking searches meanwhile.
 
@@ -14,11 +15,16 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='searchlog',
+            name='best_below_minimum',
+            field=models.FloatField(blank=True, null=True),
+        ),
         AddIndexConcurrently(
             model_name='searchlog',
             index=models.Index(
                 fields=['tenant', 'created_at'],
-                include=('kind', 'offset', 'result_count', 'took_ms', 'best_score'),
+                include=('kind', 'offset', 'result_count', 'took_ms', 'best_score', 'best_below_minimum'),
                 name='searchlog_tenant_covering',
             ),
         ),

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('searches', models.PositiveIntegerField(default=0)),
                 ('first_pages', models.PositiveIntegerField(default=0)),
                 ('zero_results', models.PositiveIntegerField(default=0, help_text='First pages that came back empty.')),
-                ('unscored', models.PositiveIntegerField(default=0, help_text='First pages with no vector score.')),
+                ('unscored', models.PositiveIntegerField(default=0, help_text='First pages with no vector score at all.')),
                 ('score_bins', django.contrib.postgres.fields.ArrayField(base_field=models.PositiveIntegerField(), default=list, size=None)),
                 ('took_first_bin', models.PositiveSmallIntegerField(default=0)),
                 ('took_bins', django.contrib.postgres.fields.ArrayField(base_field=models.PositiveIntegerField(), default=list, size=None)),
