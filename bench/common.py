@@ -196,6 +196,31 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def timed_ms(function, runs: int) -> float:
+    """The median milliseconds of `runs` calls of `function`."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    return median(samples)
+
+
+def operator_client():
+    """Django's test client logged in as the bench's superuser (made on first use),
+    for timing the console's pages in process."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    users = get_user_model().objects
+    user = users.filter(username="bench").first() or users.create_superuser(
+        "bench", "bench@example.com", "bench-password-123"
+    )
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q))
 

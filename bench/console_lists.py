@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import drop_bench_database, median, set_up_django, use_bench_database
+from bench.common import drop_bench_database, operator_client, set_up_django, timed_ms, use_bench_database
 from bench.dashboard import load as load_media
 from bench.report import Table, emit, verdict
 
@@ -84,15 +84,6 @@ def load(media: int) -> None:
         print(f"Pictures, duplicates, products and suggestions set up in {time.perf_counter() - started:.1f} s")
 
 
-def timed(function, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return median(samples)
-
-
 def pages() -> dict[str, str]:
     from catalog.models import Product, Tenant
 
@@ -111,17 +102,14 @@ def pages() -> dict[str, str]:
 
 
 def measure(runs: int) -> dict[str, float]:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
 
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(get_user_model().objects.get(username="bench"))
+    client = operator_client()
 
     def page(url: str) -> None:
         response = client.get(url)
         assert response.status_code == 200, (url, response.status_code)
 
-    return {name: timed(lambda url=url: page(url), runs) for name, url in pages().items()}
+    return {name: timed_ms(lambda url=url: page(url), runs) for name, url in pages().items()}
 
 
 def measure_without_pictures(runs: int) -> dict[str, float]:
@@ -133,7 +121,7 @@ def measure_without_pictures(runs: int) -> dict[str, float]:
     saved = {}
     for model_admin in admin.site._registry.values():
         if pictures.picture_column in model_admin.list_display:
-            saved[model_admin] = (model_admin.list_display, model_admin.readonly_fields)
+            saved[model_admin] = model_admin.list_display
             model_admin.list_display = [c for c in model_admin.list_display if c is not pictures.picture_column]
     original_gallery = pictures.gallery
     pictures.gallery = lambda product: ""  # type: ignore[assignment]
@@ -141,8 +129,8 @@ def measure_without_pictures(runs: int) -> dict[str, float]:
         return measure(runs)
     finally:
         pictures.gallery = original_gallery
-        for model_admin, (list_display, readonly_fields) in saved.items():
-            model_admin.list_display, model_admin.readonly_fields = list_display, readonly_fields
+        for model_admin, list_display in saved.items():
+            model_admin.list_display = list_display
 
 
 def main() -> None:
@@ -153,10 +141,8 @@ def main() -> None:
 
     use_bench_database(BENCH_DB)
     set_up_django()
-    from django.contrib.auth import get_user_model
     from django.db import connection
 
-    get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-password-123")
     load(args.media)
     with_pictures = measure(args.runs)
     without = measure_without_pictures(args.runs)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import median, set_up_django, use_bench_database
+from bench.common import operator_client, set_up_django, timed_ms, use_bench_database
 
 TENANTS = 50
 INDEX = "media_processed_at"
@@ -70,40 +70,28 @@ def load(media: int) -> None:
         cursor.execute("VACUUM ANALYZE catalog_media")
 
 
-def timed(function, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return median(samples)
-
-
 def measure(runs: int) -> dict[str, float]:
-    from django.contrib.auth import get_user_model
-    from django.test import Client
     from django.utils import timezone
 
     from ops_console import dashboard
 
     now = timezone.now()
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(get_user_model().objects.get(username="bench"))
+    client = operator_client()
 
     def page(url: str) -> None:
         response = client.get(url)
         assert response.status_code == 200, response.status_code
 
     return {
-        "media by tenant and status": timed(dashboard.status_counts, runs),
-        "stuck media per tenant": timed(lambda: dashboard.stuck_counts(now), runs),
-        "review list per tenant": timed(dashboard.review_counts, runs),
-        "24 h processing times (avg, p95)": timed(lambda: dashboard.processing_times(now), runs),
-        "24 h throughput per hour and tenant": timed(lambda: dashboard.hourly_throughput(now), runs),
-        "queue depths (Redis)": timed(dashboard.queue_depths, runs),
-        "workers' heartbeats (Redis)": timed(dashboard.live_workers, runs),
-        "whole dashboard page, all tenants": timed(lambda: page("/admin/ops/"), runs),
-        "whole dashboard page, one tenant": timed(lambda: page("/admin/ops/?tenant=bench-1"), runs),
+        "media by tenant and status": timed_ms(dashboard.status_counts, runs),
+        "stuck media per tenant": timed_ms(lambda: dashboard.stuck_counts(now), runs),
+        "review list per tenant": timed_ms(dashboard.review_counts, runs),
+        "24 h processing times (avg, p95)": timed_ms(lambda: dashboard.processing_times(now), runs),
+        "24 h throughput per hour and tenant": timed_ms(lambda: dashboard.hourly_throughput(now), runs),
+        "queue depths (Redis)": timed_ms(dashboard.queue_depths, runs),
+        "workers' heartbeats (Redis)": timed_ms(dashboard.live_workers, runs),
+        "whole dashboard page, all tenants": timed_ms(lambda: page("/admin/ops/"), runs),
+        "whole dashboard page, one tenant": timed_ms(lambda: page("/admin/ops/?tenant=bench-1"), runs),
     }
 
 
@@ -115,14 +103,12 @@ def main() -> None:
 
     use_bench_database()
     set_up_django()
-    from django.contrib.auth import get_user_model
 
-    get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-password-123")
     load(args.media)
     with_index, without_index = measure_with_and_without_index(args.runs)
     from config.celery import app
 
-    ping = timed(lambda: app.control.ping(timeout=PING_TIMEOUT_S), PING_RUNS)
+    ping = timed_ms(lambda: app.control.ping(timeout=PING_TIMEOUT_S), PING_RUNS)
     print_table(args, with_index, without_index, ping)
 
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import drop_bench_database, median, set_up_django, use_bench_database
+from bench.common import drop_bench_database, operator_client, set_up_django, timed_ms, use_bench_database
 from bench.report import Table, emit, verdict
 
 BENCH_DB = "stockmind_bench_analytics"
@@ -84,15 +84,6 @@ def load(searches: int) -> None:
         cursor.execute("VACUUM ANALYZE search_searchfeedback")
 
 
-def timed(function, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    return median(samples)
-
-
 def from_log(since, end, tenant) -> list[tuple]:
     """The window's figures summarized straight from the log, as day_rows' tuples."""
     from search import search_days
@@ -104,8 +95,6 @@ def measure(runs: int) -> dict[str, tuple[float, float | str]]:
     """Each step's ms from the day rollups and, beside it, read straight from the log."""
     from datetime import timedelta
 
-    from django.contrib.auth import get_user_model
-    from django.test import Client
     from django.utils import timezone
 
     from catalog.models import Tenant
@@ -117,8 +106,7 @@ def measure(runs: int) -> dict[str, tuple[float, float | str]]:
     end = search_days.day_start(now.date()) + timedelta(days=1)
     yesterday = now.date() - timedelta(days=1)
     biggest = Tenant.objects.get(slug=BIGGEST)
-    client = Client(HTTP_HOST="localhost")
-    client.force_login(get_user_model().objects.get(username="bench"))
+    client = operator_client()
 
     def page(query: str) -> None:
         response = client.get(f"/admin/ops/search-analytics/?days={WINDOW_DAYS}{query}")
@@ -128,19 +116,19 @@ def measure(runs: int) -> dict[str, tuple[float, float | str]]:
     search_days.roll_up_recent()
     figures: dict[str, tuple[float, float | str]] = {
         "first roll-up of the retained days (once)": ((time.perf_counter() - started) * 1000, ""),
-        "roll up one day (beat, hourly)": (timed(lambda: search_days.roll_up(yesterday), runs), ""),
+        "roll up one day (beat, hourly)": (timed_ms(lambda: search_days.roll_up(yesterday), runs), ""),
     }
     for scope, tenant in (("all tenants", None), (BIGGEST, biggest)):
         figures[f"figures, per day, histogram ({scope})"] = (
-            timed(lambda t=tenant: analytics.add_up(analytics.day_rows(since, now, t), since, now), runs),
-            timed(lambda t=tenant: analytics.add_up(from_log(since, end, t), since, now), runs),
+            timed_ms(lambda t=tenant: analytics.add_up(analytics.day_rows(since, now, t), since, now), runs),
+            timed_ms(lambda t=tenant: analytics.add_up(from_log(since, end, t), since, now), runs),
         )
         figures[f"top zero-result queries ({scope})"] = (
-            timed(lambda t=tenant: analytics.zero_result_queries(since, now, t), runs),
+            timed_ms(lambda t=tenant: analytics.zero_result_queries(since, now, t), runs),
             "",
         )
-    figures["whole page, all tenants"] = (timed(lambda: page(""), runs), "")
-    figures[f"whole page, {BIGGEST}"] = (timed(lambda: page(f"&tenant={BIGGEST}"), runs), "")
+    figures["whole page, all tenants"] = (timed_ms(lambda: page(""), runs), "")
+    figures[f"whole page, {BIGGEST}"] = (timed_ms(lambda: page(f"&tenant={BIGGEST}"), runs), "")
     return figures
 
 
@@ -152,10 +140,8 @@ def main() -> None:
 
     use_bench_database(BENCH_DB)
     set_up_django()
-    from django.contrib.auth import get_user_model
     from django.db import connection
 
-    get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-password-123")
     load(args.searches)
     emit(analytics_table(args, measure(args.runs)))
     connection.close()

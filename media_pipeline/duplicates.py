@@ -22,7 +22,7 @@ of two copies points at the older, and every copy at the first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
@@ -132,13 +132,14 @@ def _thumbnail(key: str) -> Image.Image | None:
         return None
 
 
-def _near_identical_image(media: Media, candidates: list[int]) -> Match | None:
-    """The first of the candidates (nearest by hash first) that is the same picture as `media`."""
+def _same_pictures(media: Media, candidates: list[int]) -> Iterator[tuple[int, float]]:
+    """Those of the candidates (in their order) that are the same picture as
+    `media`, each with the share of perceptual-hash bits alike."""
     if media.phash is None or not media.thumbnail_key or not candidates:
-        return None
+        return
     mine = _thumbnail(media.thumbnail_key)
     if mine is None:
-        return None
+        return
     others = Media.objects.filter(pk__in=candidates, tenant_id=media.tenant_id).exclude(thumbnail_key="")
     found = {other_id: (key, phash) for other_id, key, phash in others.values_list("pk", "thumbnail_key", "phash")}
     for other_id in candidates:
@@ -147,9 +148,13 @@ def _near_identical_image(media: Media, candidates: list[int]) -> Match | None:
         thumbnail_key, phash = found[other_id]
         theirs = _thumbnail(thumbnail_key)
         if theirs is not None and same_picture(mine, theirs):
-            alike = 1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0
-            return Match(other_id, Media.DuplicateKind.NEAR_IDENTICAL, alike)
-    return None
+            yield other_id, (1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0)
+
+
+def _near_identical_image(media: Media, candidates: list[int]) -> Match | None:
+    """The first of the candidates (nearest by hash first) that is the same picture as `media`."""
+    first = next(_same_pictures(media, candidates), None)
+    return None if first is None else Match(first[0], Media.DuplicateKind.NEAR_IDENTICAL, first[1])
 
 
 def _frames(media_id: int) -> list[tuple[int, int]]:
@@ -259,15 +264,9 @@ def _later_copies(media: Media) -> list[tuple[int, str, float]]:
     if media.sha256:
         exact = set(unlinked.filter(sha256=media.sha256).values_list("pk", flat=True))
         found += [(pk, Media.DuplicateKind.EXACT, 1.0) for pk in sorted(exact)]
-    if media.kind == Media.Kind.IMAGE and media.phash is not None and media.thumbnail_key:
+    if media.kind == Media.Kind.IMAGE and media.phash is not None:
         later = [pk for pk in _nearest_by_hash(media, LATER_UNLINKED, LATER_CANDIDATES) if pk not in exact]
-        mine = _thumbnail(media.thumbnail_key) if later else None
-        rows = Media.objects.filter(pk__in=later).exclude(thumbnail_key="").values_list("pk", "phash", "thumbnail_key")
-        for other_id, phash, thumbnail_key in rows:
-            theirs = _thumbnail(thumbnail_key)
-            if mine is not None and theirs is not None and same_picture(mine, theirs):
-                alike = 1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0
-                found.append((other_id, Media.DuplicateKind.NEAR_IDENTICAL, alike))
+        found += [(pk, Media.DuplicateKind.NEAR_IDENTICAL, alike) for pk, alike in _same_pictures(media, later)]
     return found
 
 

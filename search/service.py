@@ -115,7 +115,7 @@ def search(tenant: Tenant, vector: np.ndarray, options: Options, logged: Logged 
         return found, _entries(tenant, [(hit, None) for hit in found.hits])
 
     found, results = search_read(read)
-    best_below = _best_below_minimum(tenant, vector, options, logged, results, model_name)
+    best_below = _best_below_minimum(tenant, tenant_settings, vector, options, logged, results, model_name)
     return _respond(
         tenant, options, logged, results, found.took_ms, model_name, found.strategy, found.next_offset, best_below
     )
@@ -171,12 +171,13 @@ def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: 
     took_ms = (time.perf_counter() - started) * 1000
     logged = Logged(SearchLog.Kind.TEXT, mode=mode, query_text=text) if log else None
     options = replace(options, offset=offset)
-    best_below = _best_below_minimum(tenant, vector, options, logged, results, model_name)
+    best_below = _best_below_minimum(tenant, tenant_settings, vector, options, logged, results, model_name)
     return _respond(tenant, options, logged, results, took_ms, model_name, strategy, next_offset, best_below)
 
 
 def _best_below_minimum(
     tenant: Tenant,
+    tenant_settings: TenantSettings,
     vector: np.ndarray | None,
     options: Options,
     logged: Logged | None,
@@ -200,7 +201,7 @@ def _best_below_minimum(
             min_score=-1.0,
             product_filter=options.product_filter,
             exclude_media_ids=options.exclude_media_ids,
-            tenant_settings=TenantSettings.of(tenant),
+            tenant_settings=tenant_settings,
         ).hits
 
     hits = search_read(read)

@@ -27,6 +27,15 @@ def media_storage(settings, tmp_path):
 
 
 @pytest.fixture
+def staff(client, db):
+    """The test client logged in as a superuser: the operators' console."""
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
+    return client
+
+
+@pytest.fixture
 def tenant(db):
     return TenantFactory(slug="acme")
 

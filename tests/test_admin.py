@@ -1,7 +1,6 @@
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from catalog.models import ApiKey, Media
 from media_pipeline.models import RejectedS3Event
@@ -19,13 +18,6 @@ CHANGELISTS = [
     "/admin/catalog/tenantsettings/",
     "/admin/media_pipeline/rejecteds3event/",
 ]
-
-
-@pytest.fixture
-def staff(client):
-    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ CONFIRM_URL = "/admin/catalog/product/process_import/"
 EXPORT_URL = "/admin/catalog/product/export/"
 
 
-@pytest.fixture
-def staff(client):
-    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client.force_login(user)
-    return client
-
-
 def csv_file(rows: list[dict], name: str = "products.csv") -> SimpleUploadedFile:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]))

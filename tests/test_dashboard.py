@@ -4,7 +4,6 @@ error rate, queues, workers and S3 events, overall and per tenant."""
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.aws import sqs_client
@@ -13,12 +12,6 @@ from tests.conftest import wait_for
 from tests.factories import MediaFactory, RejectedS3EventFactory, TenantFactory
 
 DASHBOARD = "/admin/ops/"
-
-
-@pytest.fixture
-def staff(client, db):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
 
 
 def processed(tenant, status, seconds: float, hours_ago: float = 1, error: str = "") -> Media:

@@ -248,14 +248,6 @@ def test_console_pictures_come_signed_from_s3(tenant, clip, s3_bucket, moto_endp
     assert response.status_code == 200 and picture(response.content).size[0] == fingerprints.THUMBNAIL_SIDE
 
 
-@pytest.fixture
-def staff(client, db):
-    from django.contrib.auth import get_user_model
-
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
-
-
 @pytest.mark.django_db
 def test_the_admin_shows_each_pair_side_by_side_with_its_tier(staff, tenant, other_tenant, clip, no_similar):
     photo = PHOTOS[("SNK-RED-01", 2)]

@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.models import Media
@@ -11,12 +10,6 @@ pytestmark = pytest.mark.django_db
 
 STUCK = "/admin/ops_console/stuckmedia/"
 FAILED = "/admin/ops_console/failedmedia/"
-
-
-@pytest.fixture
-def staff(client):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
 
 
 def processing(tenant, minutes: int, attempts: int = 1) -> Media:

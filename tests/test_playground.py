@@ -18,13 +18,6 @@ from tests.media_files import jpeg_bytes
 URL = "/admin/ops/playground/"
 
 
-@pytest.fixture
-def staff(client):
-    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client.force_login(user)
-    return client
-
-
 def photo_catalog(tenant, clip, count: int = 6) -> list[Media]:
     """Products with a real stored photo each, embedded by the suite's model."""
     from media_pipeline.images import load_image

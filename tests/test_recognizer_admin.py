@@ -2,7 +2,6 @@
 review list's one-click accept."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from catalog.models import Media
 from search.models import RecognizerModel, RecognizerSuggestion
@@ -13,12 +12,6 @@ from tests.factories import TenantSettingsFactory
 
 VERSIONS = "/admin/search/recognizermodel/"
 REVIEW = "/admin/search/recognizersuggestion/"
-
-
-@pytest.fixture
-def staff(client, db):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
 
 
 @pytest.fixture

@@ -21,12 +21,6 @@ from tests.test_health_and_metrics import scrape
 PAGE = "/admin/ops/search-analytics/"
 
 
-@pytest.fixture
-def staff(client, db):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
-
-
 def search(tenant, *, days_ago: float = 0, **fields):
     return SearchLogFactory(tenant=tenant, created_at=timezone.now() - timedelta(days=days_ago), **fields)
 

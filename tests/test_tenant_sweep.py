@@ -14,7 +14,6 @@ from io import StringIO
 import numpy as np
 import pytest
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import get_resolver
 from django.utils import timezone
@@ -267,13 +266,6 @@ def test_globex_key_with_acme_header_is_refused(catalogs, tenant):
 
 
 # -- the admin ------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(client):
-    user = get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123")
-    client.force_login(user)
-    return client
 
 
 def tenant_lists():

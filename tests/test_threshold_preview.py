@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from catalog.models import Media, TenantSettings, TenantSettingsChange
@@ -13,12 +12,6 @@ from tests.catalogs import embed, unit
 from tests.factories import MediaFactory, RecognizerModelFactory, RecognizerSuggestionFactory, TenantSettingsFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client):
-    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password-123"))
-    return client
 
 
 @pytest.fixture
