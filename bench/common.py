@@ -183,6 +183,13 @@ def vit_b_32() -> Path:
     return built_model(VIT_B_32_MODEL, "vit-b-32")
 
 
+def clear_clip_settings() -> None:
+    """Drop CLIP settings this shell may carry: a benchmark measures the
+    defaults a machine gets unless it says otherwise."""
+    for name in ("CLIP_PRECISION", "CLIP_RUNTIME", "CLIP_DEVICE", "CLIP_BATCH_SIZE"):
+        os.environ.pop(name, None)
+
+
 def tiny_model() -> Path:
     """The tiny CLIP of the demo (`make model`): 2,000 items go through a
     worker on 2 cores in minutes, and what the soaks measure is not speed."""

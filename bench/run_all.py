@@ -35,20 +35,22 @@ SCRIPTS = [
     ("bulk_import.py", [], ["--products", "2000", "--rounds", "1"]),
     ("search_analytics.py", [], ["--searches", "100000", "--runs", "1"]),
     ("console_lists.py", [], ["--media", "100000", "--runs", "1"]),
+    ("gpu.py", [], ["--images", "64", "--rounds", "1"]),
 ]
 SECTIONS = [
     Section("1. Image ingest, end to end", ("ingest",)),
-    Section("2. Embedding fidelity", ("fidelity",)),
+    Section("2. The runtimes side by side", ("fidelity",)),
     Section("3. Video", ("video",)),
     Section("4. Vector search", ("vector",)),
     Section("5. Vector search at scale", ("vector_scale",)),
     Section("6. Vector plans side by side", ("vector_plans",)),
-    Section("7. Search API, end to end", ("api",)),
+    Section("7. Search API, end to end", ("api", "api-load")),
     Section("8. Memory", ("memory",)),
     Section("9. Search v2: the search log, text modes, deep pages", ("search_v2",)),
     Section("10. Catalog bulk import", ("bulk",)),
     Section("11. Search analytics", ("analytics",)),
     Section("12. Console pages with pictures", ("console",)),
+    Section("13. GPU", ("gpu",)),
 ]
 
 

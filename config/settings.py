@@ -236,13 +236,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MB
 # and `make test` point it at a tiny model they build, since no weights can be
 # downloaded there.
 CLIP_MODEL = env.str("CLIP_MODEL", default="openai/clip-vit-base-patch32")
-# int8 (dynamic quantization of the Linear layers) is the fastest on CPU while
-# its vectors keep a mean cosine above 0.99 to fp32's: bench/ingest.py (docs/BENCHMARKS.md).
-CLIP_PRECISION = env.str("CLIP_PRECISION", default="int8")
-if CLIP_PRECISION not in ("fp32", "bf16", "int8"):
-    raise ImproperlyConfigured(f"CLIP_PRECISION must be fp32, bf16 or int8, got {CLIP_PRECISION!r}")
-CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 32)
-CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: torch's own default
+# Where and how the model runs (media_pipeline/runtimes.py): `auto` takes this
+# machine's default, the fastest runtime and precision measured on such a CPU
+# whose vectors stay at a mean cosine of 0.99 to fp32's (bench/ingest.py, docs/BENCHMARKS.md);
+# CUDA when torch sees a GPU.
+CLIP_RUNTIME = env.str("CLIP_RUNTIME", default="auto")  # auto, torch, onnxruntime or openvino
+CLIP_PRECISION = env.str("CLIP_PRECISION", default="auto")  # auto, fp32, bf16, int8 or fp16 (CUDA)
+CLIP_DEVICE = env.str("CLIP_DEVICE", default="auto")  # auto, cpu or cuda
+for _name, _value, _allowed in (
+    ("CLIP_RUNTIME", CLIP_RUNTIME, ("auto", "torch", "onnxruntime", "openvino")),
+    ("CLIP_PRECISION", CLIP_PRECISION, ("auto", "fp32", "bf16", "int8", "fp16")),
+    ("CLIP_DEVICE", CLIP_DEVICE, ("auto", "cpu", "cuda")),
+):
+    if _value not in _allowed:
+        raise ImproperlyConfigured(f"{_name} must be one of {', '.join(_allowed)}, got {_value!r}")
+# Images or texts per forward pass; unset: 32 on the CPU, 128 on CUDA.
+CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 1) if env.str("CLIP_BATCH_SIZE", default="") else None
+CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: the runtime's own default (every core)
 # Ids per processing task: the worker reads a task's images in parallel and
 # embeds them as one batch (bench/ingest.py). 1 gives a task per item.
 MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 16)

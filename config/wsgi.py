@@ -12,7 +12,7 @@ def _preload_search_model() -> None:
     if settings.SEARCH_PRELOAD:
         from media_pipeline.embedder import get_embedder
 
-        get_embedder()
+        get_embedder().warm_up()  # both towers: the web serves image and text searches
 
 
 _preload_search_model()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from catalog.models import EMBEDDING_DIMENSIONS
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "int8")
 T = TypeVar("T")
 # Images wider or taller than this ratio are cut to it before resizing (the
 # centre crop would discard the rest anyway).
@@ -53,20 +51,23 @@ def current_model_name() -> str:
 def check_model_config(source: str | None = None) -> int:
     """Read only the model's config and fail loudly if its projection size is not
     the vector column's. Cheap: workers call it at start-up."""
-    from transformers import CLIPConfig
+    import json
+
+    from media_pipeline.onnx_export import model_directory
 
     source = source or settings.CLIP_MODEL
     try:
-        config = CLIPConfig.from_pretrained(source)
+        config = json.loads((model_directory(source) / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise ModelUnavailable(f"CLIP_MODEL={source!r} cannot be loaded: {exc}") from exc
-    if config.projection_dim != EMBEDDING_DIMENSIONS:
+    projection_dim = int(config.get("projection_dim", EMBEDDING_DIMENSIONS))  # transformers' default is 512
+    if projection_dim != EMBEDDING_DIMENSIONS:
         raise ModelUnavailable(
-            f"CLIP_MODEL={source!r} projects to {config.projection_dim} dimensions, but the embedding "
+            f"CLIP_MODEL={source!r} projects to {projection_dim} dimensions, but the embedding "
             f"column is vector({EMBEDDING_DIMENSIONS}): use a ViT-B/32-sized CLIP (projection_dim "
             f"{EMBEDDING_DIMENSIONS}) or migrate the column."
         )
-    return config.projection_dim
+    return projection_dim
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,14 @@ class Preprocessing:
     resample: int
 
     @classmethod
-    def from_processor(cls, image_processor) -> Preprocessing:
-        size, crop = image_processor.size, image_processor.crop_size
+    def from_description(cls, description: dict) -> Preprocessing:
+        """From what media_pipeline.onnx_export.describe read off the processor."""
         return cls(
-            shortest_edge=int(size["shortest_edge"]),
-            crop=(int(crop["height"]), int(crop["width"])),
-            mean=np.asarray(image_processor.image_mean, dtype=np.float32).reshape(3, 1, 1),
-            std=np.asarray(image_processor.image_std, dtype=np.float32).reshape(3, 1, 1),
-            resample=int(getattr(image_processor, "resample", Image.Resampling.BICUBIC)),
+            shortest_edge=int(description["shortest_edge"]),
+            crop=(int(description["crop"][0]), int(description["crop"][1])),
+            mean=np.asarray(description["mean"], dtype=np.float32).reshape(3, 1, 1),
+            std=np.asarray(description["std"], dtype=np.float32).reshape(3, 1, 1),
+            resample=int(description["resample"]),
         )
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
@@ -120,56 +121,79 @@ class Preprocessing:
         return (pixels - self.mean) / self.std
 
 
-class ClipEmbedder:
-    def __init__(self, source: str, precision: str = "fp32", batch_size: int = 32):
-        import torch
-        from transformers import AutoProcessor, CLIPModel
-        from transformers.utils import logging as hf_logging
+class Tokenize:
+    """CLIP's tokenizer (a `tokenizers` Tokenizer): texts -> (input ids,
+    attention mask), truncated to the model's text length and padded to the
+    batch's longest, as transformers' tokenizer does it."""
 
-        if precision not in PRECISIONS:
-            raise ImproperlyConfigured(f"CLIP_PRECISION must be one of {PRECISIONS}, got {precision!r}")
+    def __init__(self, tokenizer, description: dict):
+        self.tokenizer = tokenizer
+        self.tokenizer.enable_truncation(max_length=int(description["max_text_tokens"]))
+        self.tokenizer.enable_padding(pad_id=int(description["pad_id"]), pad_token=description["pad_token"])
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.asarray([encoding.ids for encoding in encodings], dtype=np.int64)
+        return ids, np.asarray([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+
+
+def _description_and_tokenizer(source: str, towers) -> tuple[dict, object]:
+    """The model's description and tokenizer: from its ONNX export where the
+    towers run one (without importing transformers), else from its processor."""
+    from tokenizers import Tokenizer
+
+    from media_pipeline.onnx_export import DESCRIPTION_FILE, TOKENIZER_FILE, describe, read_description
+
+    directory = getattr(towers, "directory", None)
+    if directory is not None and (directory / DESCRIPTION_FILE).exists():
+        return read_description(directory), Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+    from transformers import AutoProcessor, CLIPConfig
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # e.g. the note that torchvision is absent
+    hf_logging.disable_progress_bar()
+    processor = AutoProcessor.from_pretrained(source)
+    tokenizer = Tokenizer.from_str(processor.tokenizer.backend_tokenizer.to_str())  # a copy of its own
+    return describe(CLIPConfig.from_pretrained(source), processor), tokenizer
+
+
+class ClipEmbedder:
+    """CLIP's preprocessing and tokenizer, with its towers on the backend
+    chosen (media_pipeline/runtimes.py): `auto` for any of runtime,
+    precision and device takes this machine's default."""
+
+    def __init__(
+        self,
+        source: str,
+        precision: str = "fp32",
+        batch_size: int | None = None,
+        runtime: str = "torch",
+        device: str = "cpu",
+        threads: int = 0,
+    ):
+        from media_pipeline.onnx_export import ExportFailed
+        from media_pipeline.runtimes import DEFAULT_BATCH, choose, load_towers
+
+        backend = choose(runtime, precision, device)
         check_model_config(source)
-        hf_logging.set_verbosity_error()  # e.g. the note that torchvision is absent
-        hf_logging.disable_progress_bar()
         try:
-            model = CLIPModel.from_pretrained(source)
-            processor = AutoProcessor.from_pretrained(source)
-        except (OSError, ValueError) as exc:
+            self.towers = load_towers(source, backend, threads)
+            description, tokenizer = _description_and_tokenizer(source, self.towers)
+        except (OSError, ValueError, ExportFailed) as exc:
             raise ModelUnavailable(f"CLIP_MODEL={source!r} cannot be loaded: {exc}") from exc
-        model.eval()
-        if precision == "bf16":
-            model = model.to(torch.bfloat16)
-        elif precision == "int8":
-            with warnings.catch_warnings():
-                # torch marks eager dynamic quantization deprecated in favour of
-                # torchao, which is not part of this stack; it still works.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.simplefilter("ignore", UserWarning)
-                # In place: a copy would hold two fp32 models at the peak (1.7 GB
-                # resident instead of 1.1 GB for ViT-B/32; bench/ingest.py).
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-                )
-        self.torch = torch
-        self.model = model
-        self.tokenizer = processor.tokenizer
-        self.preprocess = Preprocessing.from_processor(processor.image_processor)
+        self.backend = backend
+        self.tokenize = Tokenize(tokenizer, description)
+        self.preprocess = Preprocessing.from_description(description)
         self.source = source
         self.model_name = model_name_for(source)
-        self.precision = precision
-        self.batch_size = batch_size
-        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.max_text_tokens = int(model.config.text_config.max_position_embeddings)
-        logger.info("loaded CLIP %s (%s, batch %d)", source, precision, batch_size)
+        self.precision = backend.precision
+        self.batch_size = batch_size or DEFAULT_BATCH[backend.device]
+        logger.info("loaded CLIP %s (%s, batch %d)", source, backend, self.batch_size)
 
-    def _features(self, output):
-        # transformers 5 returns a model output whose pooler_output is the projection.
-        return output if isinstance(output, self.torch.Tensor) else output.pooler_output
-
-    def _normalized(self, features) -> np.ndarray:
-        features = features.float()
-        features = features / features.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return features.numpy().astype(np.float32)
+    @staticmethod
+    def _normalized(features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        return features / np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
 
     def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocessed (3, H, W) arrays -> (n, 512) unit vectors."""
@@ -179,8 +203,8 @@ class ClipEmbedder:
         def run() -> np.ndarray:
             out = []
             for start in range(0, len(pixels), self.batch_size):
-                batch = self.torch.from_numpy(np.stack(pixels[start : start + self.batch_size])).to(self.dtype)
-                out.append(self._normalized(self._features(self.model.get_image_features(pixel_values=batch))))
+                batch = np.ascontiguousarray(np.stack(pixels[start : start + self.batch_size]), dtype=np.float32)
+                out.append(self._normalized(self.towers.image(batch)))
             return np.concatenate(out)
 
         return self._on_model_thread(run)
@@ -196,30 +220,26 @@ class ClipEmbedder:
         def run() -> np.ndarray:
             out = []
             for start in range(0, len(texts), self.batch_size):
-                tokens = self.tokenizer(
-                    list(texts[start : start + self.batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_tokens,
-                    return_tensors="pt",
-                )
-                features = self.model.get_text_features(
-                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
-                )
-                out.append(self._normalized(self._features(features)))
+                input_ids, attention_mask = self.tokenize(texts[start : start + self.batch_size])
+                out.append(self._normalized(self.towers.text(input_ids, attention_mask)))
             return np.concatenate(out)
 
         return self._on_model_thread(run)
 
     def _on_model_thread(self, run: Callable[[], np.ndarray]) -> np.ndarray:
-        def in_inference_mode() -> np.ndarray:
-            with self.torch.inference_mode():
-                return run()
+        return on_torch_thread(run)
 
-        return on_torch_thread(in_inference_mode)
+    def warm_up(self, towers: Sequence[str] = ("vision", "text")) -> None:
+        """Load the towers named (an ONNX runtime loads each on first use) and
+        run each once, so that the first request does not pay for it."""
+        if "vision" in towers:
+            side = self.preprocess.crop
+            self.embed_pixels([np.zeros((3, *side), dtype=np.float32)])
+        if "text" in towers:
+            self.embed_texts(["warm up"])
 
 
-_embedder: ClipEmbedder | None = None
+_embedder: tuple[tuple, ClipEmbedder] | None = None  # (the settings it was loaded with, it)
 _lock = threading.Lock()
 _torch_thread: tuple[int, ThreadPoolExecutor] | None = None
 _torch_thread_lock = threading.Lock()
@@ -251,27 +271,34 @@ def submit_to_torch_thread(run: Callable[[], T]) -> Future[T]:
         return _torch_thread[1].submit(run)
 
 
-def _configured() -> tuple[str, str, int]:
-    return settings.CLIP_MODEL, settings.CLIP_PRECISION, settings.CLIP_BATCH_SIZE
+def _configured() -> tuple[str, str, int | None, str, str, int]:
+    return (
+        settings.CLIP_MODEL,
+        settings.CLIP_PRECISION,
+        settings.CLIP_BATCH_SIZE,
+        settings.CLIP_RUNTIME,
+        settings.CLIP_DEVICE,
+        settings.CLIP_TORCH_THREADS,
+    )
 
 
 def get_embedder() -> ClipEmbedder:
     """The process's embedder, loaded on first use (thread-safe)."""
     global _embedder
     wanted = _configured()
-    embedder = _embedder
-    if embedder is not None and (embedder.source, embedder.precision, embedder.batch_size) == wanted:
-        return embedder
+    loaded = _embedder
+    if loaded is not None and loaded[0] == wanted:
+        return loaded[1]
     with _lock:
-        embedder = _embedder
-        if embedder is None or (embedder.source, embedder.precision, embedder.batch_size) != wanted:
-            embedder = _embedder = on_torch_thread(lambda: _load(*wanted))
-        return embedder
+        loaded = _embedder
+        if loaded is None or loaded[0] != wanted:
+            embedder = on_torch_thread(lambda: ClipEmbedder(*wanted))
+            loaded = _embedder = (wanted, embedder)
+        return loaded[1]
 
 
-def _load(source: str, precision: str, batch_size: int) -> ClipEmbedder:
-    if settings.CLIP_TORCH_THREADS:
-        import torch
-
-        torch.set_num_threads(settings.CLIP_TORCH_THREADS)
-    return ClipEmbedder(source, precision, batch_size)
+def configured_embedder(source: str) -> ClipEmbedder:
+    """A new embedder of `source` on the backend the settings choose (e.g. a
+    model other than CLIP_MODEL, for re-embedding)."""
+    _, precision, batch_size, runtime, device, threads = _configured()
+    return on_torch_thread(lambda: ClipEmbedder(source, precision, batch_size, runtime, device, threads))

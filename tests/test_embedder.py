@@ -92,7 +92,7 @@ def test_web_process_preloads_the_model_when_asked(tiny_model):
 
     code = (
         "import config.wsgi, media_pipeline.embedder as e; "
-        "print('loaded' if e._embedder is not None else 'lazy', e._embedder and e._embedder.model_name)"
+        "print('loaded' if e._embedder is not None else 'lazy', e._embedder and e._embedder[1].model_name)"
     )
     env = {**os.environ, "CLIP_MODEL": str(tiny_model), "DJANGO_SETTINGS_MODULE": "config.settings"}
     root = Path(__file__).resolve().parent.parent

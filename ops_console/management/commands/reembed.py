@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from media_pipeline.embedder import ClipEmbedder, ModelUnavailable, current_model_name, model_name_for
+from media_pipeline.embedder import ModelUnavailable, configured_embedder, current_model_name, model_name_for
 from media_pipeline.reembed import drop_other_models, missing, other_models, reembed
 from ops_console.maintenance import progress_bar, tenant_or_error
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Every ready media already has vectors of {name}."))
             return
         try:
-            embedder = ClipEmbedder(model, settings.CLIP_PRECISION, settings.CLIP_BATCH_SIZE)
+            embedder = configured_embedder(model)
         except ModelUnavailable as exc:
             raise CommandError(str(exc)) from exc
         with progress_bar(self.stdout, todo, f"Embedding with {name}") as bar:
