@@ -276,6 +276,10 @@ class OnnxRuntimeTowers(_OnnxTowers):
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = False
+        # Its threads sleep between parallel steps instead of spinning: the
+        # process's other threads (decoding the next frames, answering other
+        # requests) need those cores meanwhile.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = tower_path(self.directory, tower, self.backend.precision)
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
