@@ -71,12 +71,16 @@ QUERY_IMAGES = 20
 
 def load_catalog(vectors: int) -> str:
     """One tenant with `vectors` image vectors over vectors/10 products; its write key."""
-    from catalog.models import Embedding, Media
+    from catalog.models import Embedding, Media, TenantSettings
     from media_pipeline.embedder import model_name_for
     from search.tenant_indexes import sync
 
     rng = np.random.default_rng(3)
     tenant, key = new_tenant("bench-api", "bench api")
+    # The catalog's vectors are random, so a query's nearest sit near cosine 0.3:
+    # no minimum, so that every search finds a page of products, as searches of
+    # a real catalog do (a search that finds nothing costs one more ranking).
+    TenantSettings.objects.filter(tenant=tenant).update(min_similarity=0.0)
     products = add_products(tenant, max(1, vectors // 10), sku_prefix="sku-")
     media = Media.objects.bulk_create(
         Media(

@@ -35,6 +35,7 @@ SCRIPTS = [
     ("bulk_import.py", [], ["--products", "2000", "--rounds", "1"]),
     ("search_analytics.py", [], ["--searches", "100000", "--runs", "1"]),
     ("console_lists.py", [], ["--media", "100000", "--runs", "1"]),
+    ("duplicates.py", [], ["--images", "20000", "--copies", "50"]),
     ("gpu.py", [], ["--images", "64", "--rounds", "1"]),
 ]
 SECTIONS = [
@@ -50,7 +51,8 @@ SECTIONS = [
     Section("10. Catalog bulk import", ("bulk",)),
     Section("11. Search analytics", ("analytics",)),
     Section("12. Console pages with pictures", ("console",)),
-    Section("13. GPU", ("gpu",)),
+    Section("13. Duplicate checks in a large tenant", ("duplicates",)),
+    Section("14. GPU", ("gpu",)),
 ]
 
 

@@ -5,8 +5,9 @@ says how (`duplicate_kind`):
 - `exact`: the same bytes (sha256);
 - `near_identical`: the same picture re-encoded, resized or lightly cropped.
   For an image: an earlier image whose perceptual hash is within
-  CANDIDATE_BITS (read through the `media_tenant_phash` index), or its
-  nearest by CLIP, and whose thumbnail `same_picture` aligns with this one's
+  CANDIDATE_BITS (in a large tenant, one that shares a band of the hash:
+  EXACT_SCAN_MAX_IMAGES), or its nearest by CLIP, and whose thumbnail
+  `same_picture` aligns with this one's
   (media_pipeline/fingerprints.py). For a video: an earlier video of about
   the same length whose kept frames' hashes, frame by frame in time, nearly
   all match;
@@ -31,7 +32,17 @@ from django.db.models import F
 from django.db.models.functions import Abs
 from PIL import Image
 
-from catalog.models import EMBEDDING_TABLE, MEDIA_TABLE, Media, TenantSettings, VideoFrame
+from catalog.models import (
+    EMBEDDING_TABLE,
+    HALFVEC,
+    HALFVEC_VECTOR,
+    MEDIA_TABLE,
+    Embedding,
+    Media,
+    TenantSettings,
+    VideoFrame,
+)
+from media_pipeline.embedder import current_model_name
 from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, hash_distance, same_picture
 
 logger = logging.getLogger(__name__)
@@ -62,49 +73,118 @@ class Match:
     similarity: float
 
 
-# For each given image, its nearest earlier image of the tenant, by an exact
-# scan: an approximate index scan filtered by tenant afterwards can miss it in
-# a small tenant. One statement for a whole batch of images.
-NEAREST_EARLIER_IMAGES = f"""
-    SELECT e.media_id, nearest.media_id, 1 - nearest.distance
-    FROM {EMBEDDING_TABLE} e
-    CROSS JOIN LATERAL (
-        SELECT other.media_id, other.vector <=> e.vector AS distance
-        FROM {EMBEDDING_TABLE} other
-        JOIN {MEDIA_TABLE} m ON m.id = other.media_id
-        WHERE other.tenant_id = e.tenant_id AND other.frame_id IS NULL AND m.kind = 'image'
-          AND m.status = 'ready' AND other.media_id < e.media_id
-        ORDER BY distance
-        LIMIT 1
-    ) nearest
-    WHERE e.media_id = ANY(%s) AND e.frame_id IS NULL
-"""  # noqa: S608 - the table name is a constant
+# A tenant with more hashed images than this has its candidates read through
+# indexes, so that the check costs about the same in a tenant of any size
+# (bench/duplicates.py): the hash bands' GIN index (catalog migration 0020)
+# and the tenant's own HNSW index (search/tenant_indexes.py). A smaller tenant
+# is read whole, which costs less than that there and finds every hash within
+# CANDIDATE_BITS, the crops' too.
+EXACT_SCAN_MAX_IMAGES = 2_000
+# The nearest vectors read for an image's nearest earlier image by CLIP,
+# before their media are checked: the image itself, later ones of its batch and
+# any not ready (being processed again) are passed over.
+NEAREST_READ = 20
 
-# An image's nearest images of the tenant by perceptual hash, from the
-# (tenant, phash) index: the earlier ones, or the later ones not linked yet.
-NEAREST_HASHES = """
-    SELECT id, bit_count((phash # %s)::bit(64)) AS bits
-    FROM {table}
-    WHERE tenant_id = %s AND phash IS NOT NULL AND status = 'ready' AND {side}
-      AND bit_count((phash # %s)::bit(64)) <= %s
-    ORDER BY bits, id
-    LIMIT %s
+# An image's nearest earlier image of its tenant by CLIP. The tenant, the
+# model and the image's vector reach the query as constants (Django binds
+# parameters on the client), so that a tenant with an HNSW index of its own
+# has it scanned in distance order for the NEAREST_READ nearest vectors of
+# images (the image itself among them), of which the first that is earlier and
+# ready is kept (ordered by the index's halfvec expression, ranked by the
+# float32 distance); any other tenant is read exactly, as searches read them
+# (search/query.py). The vectors are read alone first, on nothing a B-tree
+# could serve, so that the planner cannot start from the tenant's media.
+NEAREST_EARLIER_IMAGE = """
+    SELECT near.media_id, 1 - near.distance
+    FROM (
+        SELECT media_id, vector <=> %(vector)s::vector AS distance
+        FROM {embeddings}
+        WHERE tenant_id = %(tenant)s AND model_name = %(model)s AND frame_id IS NULL
+        ORDER BY {order}
+        LIMIT {read}
+    ) near
+    JOIN {media} m ON m.id = near.media_id AND m.kind = 'image' AND m.status = 'ready'
+    WHERE near.media_id < %(id)s
+    ORDER BY near.distance
+    LIMIT 1
 """
-EARLIER = NEAREST_HASHES.format(table=MEDIA_TABLE, side="id < %s")
-LATER_UNLINKED = NEAREST_HASHES.format(table=MEDIA_TABLE, side="id > %s AND duplicate_of_id IS NULL")
+BY_INDEX = f"{HALFVEC_VECTOR} <=> %(vector)s::{HALFVEC}"
+BY_VECTOR = "distance"  # float32 throughout: what an exact scan reads
 
 
-def _nearest_by_clip(media_ids: list[int]) -> dict[int, tuple[int, float]]:
-    """media id -> (media id, cosine similarity) of the closest earlier image."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute(NEAREST_EARLIER_IMAGES, [media_ids])
-        return {media_id: (other_id, float(similarity)) for media_id, other_id, similarity in cursor.fetchall()}
+def _nearest_query(order: str) -> str:
+    return NEAREST_EARLIER_IMAGE.format(embeddings=EMBEDDING_TABLE, media=MEDIA_TABLE, order=order, read=NEAREST_READ)
 
 
-def _nearest_by_hash(media: Media, query: str = EARLIER, limit: int = HASH_CANDIDATES) -> list[int]:
+# An image's nearest images of the tenant by perceptual hash: the earlier
+# ones, or the later ones not linked yet. A small tenant's hashes are read
+# whole from the (tenant, phash) index; a large tenant's only where they share
+# one of the four bands with this hash (see catalog migration 0020).
+NEAREST_HASHES = """
+    SELECT id, bit_count((phash # %(hash)s)::bit(64)) AS bits
+    FROM {table}
+    WHERE tenant_id = %(tenant)s AND phash IS NOT NULL AND status = 'ready' AND {side} {bands}
+      AND bit_count((phash # %(hash)s)::bit(64)) <= %(bits)s
+    ORDER BY bits, id
+    LIMIT %(limit)s
+"""
+BANDS = "AND stockmind_phash_bands(tenant_id, phash) && stockmind_phash_bands(%(tenant)s, %(hash)s)"
+EARLIER, LATER_UNLINKED = "id < %(id)s", "id > %(id)s AND duplicate_of_id IS NULL"
+
+
+def _hash_query(side: str, large: bool) -> str:
+    return NEAREST_HASHES.format(table=MEDIA_TABLE, side=side, bands=BANDS if large else "")
+
+
+def large_tenants(tenant_ids: set[int]) -> set[int]:
+    """Those of the tenants with more than EXACT_SCAN_MAX_IMAGES hashed images
+    (counted no further than that, from the (tenant, phash) index)."""
+    large = set()
     with connection.cursor() as cursor:
-        cursor.execute(query, [media.phash, media.tenant_id, media.pk, media.phash, CANDIDATE_BITS, limit])
+        for tenant_id in tenant_ids:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {MEDIA_TABLE} WHERE tenant_id = %s AND phash IS NOT NULL"  # noqa: S608
+                " LIMIT %s) AS hashed",
+                [tenant_id, EXACT_SCAN_MAX_IMAGES + 1],
+            )
+            if cursor.fetchone()[0] > EXACT_SCAN_MAX_IMAGES:
+                large.add(tenant_id)
+    return large
+
+
+def nearest_by_clip(images: Sequence[Media], *, exact: bool = False) -> dict[int, tuple[int, float]]:
+    """media id -> (media id, cosine similarity) of the closest earlier image
+    of its tenant, by the model searches read. `exact` reads every vector even
+    where the tenant has an index (bench/duplicates.py compares the two)."""
+    model = current_model_name()
+    vectors = Embedding.objects.filter(
+        media_id__in=[media.pk for media in images], frame__isnull=True, model_name=model
+    ).values_list("media_id", "vector")
+    by_id = {media.pk: media for media in images}
+    found: dict[int, tuple[int, float]] = {}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off" if exact else "SET LOCAL hnsw.iterative_scan = strict_order")
+        for media_id, vector in vectors:
+            literal = "[" + ",".join(f"{value:.9g}" for value in vector) + "]"
+            params: dict[str, str | int] = {
+                "vector": literal,
+                "tenant": by_id[media_id].tenant_id,
+                "model": model,
+                "id": media_id,
+            }
+            cursor.execute(_nearest_query(BY_VECTOR if exact else BY_INDEX), params)
+            row = cursor.fetchone()
+            if row is not None:
+                found[media_id] = (row[0], float(row[1]))
+    return found
+
+
+def nearest_by_hash(media: Media, large: bool, side: str = EARLIER, limit: int = HASH_CANDIDATES) -> list[int]:
+    """The ids of the tenant's ready images nearest to `media` by perceptual
+    hash, within CANDIDATE_BITS, on `side` of it (EARLIER or LATER_UNLINKED)."""
+    params = {"hash": media.phash, "tenant": media.tenant_id, "id": media.pk, "bits": CANDIDATE_BITS, "limit": limit}
+    with connection.cursor() as cursor:
+        cursor.execute(_hash_query(side, large), params)
         return [media_id for media_id, _ in cursor.fetchall()]
 
 
@@ -234,7 +314,17 @@ def _save(media: Media, match: Match | None) -> Match | None:
     return match
 
 
-def _match(media: Media, nearest: dict[int, tuple[int, float]]) -> Match | None:
+def image_candidates(media: Media, clip: tuple[int, float] | None, large: bool) -> list[int]:
+    """The earlier images `media` may be a near-identical copy of, to verify
+    nearest first: those nearest by hash, and the nearest by CLIP when it is
+    at least CLIP_CANDIDATE_FLOOR alike."""
+    candidates = nearest_by_hash(media, large) if media.phash is not None else []
+    if clip is not None and clip[1] >= CLIP_CANDIDATE_FLOOR and clip[0] not in candidates:
+        candidates.append(clip[0])
+    return candidates
+
+
+def _match(media: Media, nearest: dict[int, tuple[int, float]], large: bool) -> Match | None:
     """What `media` duplicates among the earlier items, the strongest tier first."""
     match = _exact(media)
     if match is not None:
@@ -242,17 +332,14 @@ def _match(media: Media, nearest: dict[int, tuple[int, float]]) -> Match | None:
     if media.kind == Media.Kind.VIDEO:
         return _near_identical_video(media)
     clip = nearest.get(media.pk)
-    candidates = _nearest_by_hash(media) if media.phash is not None else []
-    if clip is not None and clip[1] >= CLIP_CANDIDATE_FLOOR and clip[0] not in candidates:
-        candidates.append(clip[0])
-    match = _near_identical_image(media, candidates)
+    match = _near_identical_image(media, image_candidates(media, clip, large))
     threshold = TenantSettings.of(media.tenant).near_duplicate_similarity
     if match is None and clip is not None and clip[1] >= threshold:
         match = Match(clip[0], Media.DuplicateKind.SIMILAR, clip[1])
     return match
 
 
-def _later_copies(media: Media) -> list[tuple[int, str, float]]:
+def _later_copies(media: Media, large: bool) -> list[tuple[int, str, float]]:
     """Later ready items not linked to anything that are exact or
     near-identical copies of `media`: they were ready before it, so found
     no original when they were processed. (id, kind, alike) each."""
@@ -265,7 +352,7 @@ def _later_copies(media: Media) -> list[tuple[int, str, float]]:
         exact = set(unlinked.filter(sha256=media.sha256).values_list("pk", flat=True))
         found += [(pk, Media.DuplicateKind.EXACT, 1.0) for pk in sorted(exact)]
     if media.kind == Media.Kind.IMAGE and media.phash is not None:
-        later = [pk for pk in _nearest_by_hash(media, LATER_UNLINKED, LATER_CANDIDATES) if pk not in exact]
+        later = [pk for pk in nearest_by_hash(media, large, LATER_UNLINKED, LATER_CANDIDATES) if pk not in exact]
         found += [(pk, Media.DuplicateKind.NEAR_IDENTICAL, alike) for pk, alike in _same_pictures(media, later)]
     return found
 
@@ -275,13 +362,14 @@ def link_duplicates(items: Sequence[Media]) -> dict[int, Match | None]:
     later copies that were ready first; returns each item's match. An item
     whose check fails is logged and left unlinked: it stays ready."""
     images = [media for media in items if media.kind == Media.Kind.IMAGE]
-    nearest = _nearest_by_clip([media.pk for media in images]) if images else {}
+    nearest = nearest_by_clip(images) if images else {}
+    large = large_tenants({media.tenant_id for media in images})
     found: dict[int, Match | None] = {}
     for media in items:
         try:
-            found[media.pk] = match = _save(media, _match(media, nearest))
+            found[media.pk] = match = _save(media, _match(media, nearest, media.tenant_id in large))
             if match is None:  # an original: the copies that beat it here point at it
-                for later_id, kind, alike in _later_copies(media):
+                for later_id, kind, alike in _later_copies(media, media.tenant_id in large):
                     Media.objects.filter(pk=later_id).update(
                         duplicate_of=media.pk, duplicate_kind=kind, duplicate_similarity=alike
                     )

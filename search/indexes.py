@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from django.db import connection
 
-from catalog.models import EMBEDDING_DIMENSIONS, EMBEDDING_TABLE
+from catalog.models import EMBEDDING_TABLE, HALFVEC, HALFVEC_VECTOR
 
 TENANT_INDEX_PREFIX = "embedding_hnsw_t"
 # Build parameters of a tenant's own index. Photos cluster by subject, and on
@@ -30,8 +30,8 @@ TENANT_INDEX_EF_CONSTRUCTION = 128
 # (bench/vector_plans.py). The rows keep float32: distances and exact scans
 # use them. An index over `vector` itself counts as outdated and is rebuilt.
 HALFVEC_OPCLASS = "halfvec_cosine_ops"
-TENANT_INDEX_EXPRESSION = f"(vector::halfvec({EMBEDDING_DIMENSIONS})) {HALFVEC_OPCLASS}"
-TENANT_INDEX_ORDER = f"e.vector::halfvec({EMBEDDING_DIMENSIONS}) <=> %(query)s::halfvec({EMBEDDING_DIMENSIONS})"
+TENANT_INDEX_EXPRESSION = f"({HALFVEC_VECTOR}) {HALFVEC_OPCLASS}"
+TENANT_INDEX_ORDER = f"e.{HALFVEC_VECTOR} <=> %(query)s::{HALFVEC}"
 # A large tenant's GIN index over its rows' attributes: a search's attribute
 # value (search/filters.py) finds the tenant's rows that have it without
 # reading the other tenants' (one index over every tenant's rows would hold

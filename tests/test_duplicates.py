@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection, transaction
 from PIL import Image
 
 from catalog.models import Media, TenantSettings, VideoFrame
@@ -335,3 +336,108 @@ def test_an_original_that_goes_or_fails_leaves_no_link_behind(
     for item in (copy, copy_of_second):
         item.refresh_from_db()
         assert (item.duplicate_of_id, item.duplicate_kind, item.duplicate_similarity) == (None, "", None)
+
+
+def _ready_hashed_images(tenant, hashes: list[int]) -> list[Media]:
+    return Media.objects.bulk_create(
+        Media(
+            tenant=tenant,
+            kind=Media.Kind.IMAGE,
+            storage_key=f"clients/{tenant.slug}/many/{n}.jpg",
+            content_type="image/jpeg",
+            size=1,
+            status=Media.Status.READY,
+            phash=phash,
+        )
+        for n, phash in enumerate(hashes)
+    )
+
+
+def _random_hashes(count: int, seed: int) -> list[int]:
+    signed = np.random.default_rng(seed).integers(-(2**63), 2**63 - 1, count, dtype=np.int64)
+    return [int(value) for value in signed]
+
+
+def _flipped(phash: int, bits: list[int]) -> int:
+    unsigned = phash & ((1 << 64) - 1)
+    for bit in bits:
+        unsigned ^= 1 << bit
+    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
+
+
+@pytest.mark.django_db
+def test_a_large_tenant_finds_copies_through_the_hash_bands(tenant, other_tenant, clip, no_similar, monkeypatch):
+    from media_pipeline import duplicates
+
+    monkeypatch.setattr(duplicates, "EXACT_SCAN_MAX_IMAGES", 3)
+    _ready_hashed_images(tenant, _random_hashes(10, seed=1))  # a large tenant here: more than 3 hashed images
+    photo = PHOTOS[("BAG-BRN-01", 0)]
+    image = picture(photo)
+    theirs = stored(other_tenant, "original.jpg", photo)
+    original = stored(tenant, "original.jpg", photo)
+    copies = {
+        name: stored(tenant, f"{n}.jpg", COPIES[name](image)) for n, name in enumerate(COPIES) if "crop" not in name
+    }
+    other = stored(tenant, "other.jpg", PHOTOS[("BAG-BRN-01", 1)])
+    rows = settle(theirs, original, *copies.values(), other)
+    assert duplicates.large_tenants({tenant.pk, other_tenant.pk}) == {tenant.pk}
+    for name, copy in copies.items():
+        assert (rows[copy.pk].duplicate_of_id, rows[copy.pk].duplicate_kind) == (original.pk, "near_identical"), name
+    assert rows[original.pk].duplicate_of_id is None and rows[other.pk].duplicate_of_id is None
+
+
+@pytest.mark.django_db
+def test_the_band_lookup_finds_every_hash_within_three_bits_and_reads_the_band_index(tenant, other_tenant):
+    from media_pipeline import duplicates
+
+    hashes = _random_hashes(3000, seed=2)
+    _ready_hashed_images(tenant, hashes)
+    _ready_hashed_images(other_tenant, hashes[:500])  # the same hashes in another tenant: never found
+    rng = np.random.default_rng(3)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_media")
+    for phash in hashes[:40]:
+        flipped = _flipped(phash, [int(bit) for bit in rng.choice(64, 3, replace=False)])
+        copy = Media(pk=10**9, tenant=tenant, kind=Media.Kind.IMAGE, phash=flipped)
+        found = duplicates.nearest_by_hash(copy, large=True, limit=1000)
+        ids = Media.objects.filter(pk__in=found).values_list("tenant_id", "phash")
+        assert phash in {value for _, value in ids} and {tenant_id for tenant_id, _ in ids} == {tenant.pk}
+    params = {"hash": hashes[0], "tenant": tenant.pk, "id": 10**9, "bits": 24, "limit": 3}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + duplicates._hash_query(duplicates.EARLIER, large=True), params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "media_phash_bands" in plan, plan
+
+
+def test_a_large_tenants_nearest_by_clip_reads_its_own_index(tenant_indexes_dropped, monkeypatch, settings):
+    from catalog.models import Embedding
+    from media_pipeline import duplicates
+    from media_pipeline.embedder import current_model_name
+    from search import query, tenant_indexes
+    from search.indexes import tenant_index_name
+    from tests.factories import TenantFactory
+
+    monkeypatch.setattr(query, "EXACT_SCAN_MAX_VECTORS", 100)
+    big = TenantFactory(slug="big")
+    rng = np.random.default_rng(4)
+    # As many as a tenant with an index of its own has: with a few hundred,
+    # PostgreSQL rightly sorts them instead (tests/test_tenant_indexes.py).
+    vectors = rng.standard_normal((2500, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    media = _ready_hashed_images(big, _random_hashes(2500, seed=5))
+    Embedding.objects.bulk_create(
+        Embedding(tenant=big, media=m, model_name=current_model_name(), vector=v)
+        for m, v in zip(media, vectors, strict=True)
+    )
+    tenant_indexes.sync(model_names=[current_model_name()])
+    # The last image is a near copy of the 100th: its nearest earlier image, through the index.
+    last = media[-1]
+    Embedding.objects.filter(media=last).update(vector=(vectors[99] + 0.05 * vectors[7]).tolist())
+    assert duplicates.nearest_by_clip([last])[last.pk][0] == media[99].pk
+    literal = "[" + ",".join(str(float(value)) for value in vectors[99]) + "]"
+    params = {"vector": literal, "tenant": big.pk, "model": current_model_name(), "id": last.pk}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        cursor.execute("EXPLAIN " + duplicates._nearest_query(duplicates.BY_INDEX), params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert tenant_index_name(big.pk, current_model_name()) in plan, plan

@@ -5,6 +5,8 @@ endpoints and their deliveries (webhooks.py)."""
 from catalog.models.media import (
     EMBEDDING_DIMENSIONS,
     EMBEDDING_TABLE,
+    HALFVEC,
+    HALFVEC_VECTOR,
     MEDIA_TABLE,
     SKU_CHARS,
     SKU_PATTERN,
@@ -40,6 +42,8 @@ __all__ = [
     "API_KEY_PREFIX_LENGTH",
     "EMBEDDING_DIMENSIONS",
     "EMBEDDING_TABLE",
+    "HALFVEC",
+    "HALFVEC_VECTOR",
     "HNSW_EF_SEARCH_RANGE",
     "MEDIA_TABLE",
     "SKU_CHARS",

@@ -244,6 +244,10 @@ EMBEDDING_DIMENSIONS = 512
 # Named here because raw SQL (search/query.py, the tenant indexes, metrics)
 # reads the table.
 EMBEDDING_TABLE = "catalog_embedding"
+# A large tenant's own HNSW index is over this expression (search/indexes.py):
+# a query ordered by `<HALFVEC_VECTOR> <=> %(query)s::halfvec(512)` can read it.
+HALFVEC = f"halfvec({EMBEDDING_DIMENSIONS})"
+HALFVEC_VECTOR = f"vector::{HALFVEC}"
 
 
 class Embedding(TenantOwned):
