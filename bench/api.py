@@ -372,9 +372,9 @@ def load_table(args, rounds: Rounds) -> Table:
             f"{answers.total:,}",
         )
     table.notes.append(
-        "Forward passes/s the cores allow: 1000 / the forward pass's median ms, measured in the same round (torch "
-        "runs one pass at a time per process over every core). 429s and other non-200 answers are counted over "
-        "every request of the runs, the one client's included."
+        "Forward passes/s the cores allow: 1000 / the forward pass's median ms, measured in the same round (the "
+        "model's runtime runs one pass at a time per process over every core). 429s and other non-200 answers are "
+        "counted over every request of the runs, the one client's included."
     )
     return table
 

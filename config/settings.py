@@ -253,6 +253,11 @@ for _name, _value, _allowed in (
 # Images or texts per forward pass; unset: 32 on the CPU, 128 on CUDA.
 CLIP_BATCH_SIZE = _positive_int("CLIP_BATCH_SIZE", 1) if env.str("CLIP_BATCH_SIZE", default="") else None
 CLIP_TORCH_THREADS = env.int("CLIP_TORCH_THREADS", default=0)  # 0: the runtime's own default (every core)
+if CLIP_TORCH_THREADS < 0:
+    raise ImproperlyConfigured(f"CLIP_TORCH_THREADS must be 0 (every core) or more, got {CLIP_TORCH_THREADS}")
+# Where the ONNX runtimes' export of the model goes (media_pipeline/onnx_export.py);
+# empty: beside the model, or ~/.cache/stockmind/clip-exports where its directory is read-only.
+CLIP_EXPORT_DIR = env.str("CLIP_EXPORT_DIR", default="")
 # Ids per processing task: the worker reads a task's images in parallel and
 # embeds them as one batch (bench/ingest.py). 1 gives a task per item.
 MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 16)

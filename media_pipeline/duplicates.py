@@ -80,31 +80,31 @@ class Match:
 # is read whole, which costs less than that there and finds every hash within
 # CANDIDATE_BITS, the crops' too.
 EXACT_SCAN_MAX_IMAGES = 2_000
-# The nearest vectors read for an image's nearest earlier image by CLIP,
-# before their media are checked: the image itself, later ones of its batch and
-# any not ready (being processed again) are passed over.
-NEAREST_READ = 20
+# The nearest earlier vectors read for an image's nearest earlier image by
+# CLIP, before their media are checked: any not ready (being processed again)
+# is passed over.
+NEAREST_READ = 10
 
 # An image's nearest earlier image of its tenant by CLIP. The tenant, the
 # model and the image's vector reach the query as constants (Django binds
 # parameters on the client), so that a tenant with an HNSW index of its own
-# has it scanned in distance order for the NEAREST_READ nearest vectors of
-# images (the image itself among them), of which the first that is earlier and
-# ready is kept (ordered by the index's halfvec expression, ranked by the
-# float32 distance); any other tenant is read exactly, as searches read them
-# (search/query.py). The vectors are read alone first, on nothing a B-tree
-# could serve, so that the planner cannot start from the tenant's media.
+# has it scanned in distance order (iteratively, past the later vectors) for
+# the NEAREST_READ nearest earlier vectors of images, of which the first whose
+# image is ready is kept (ordered by the index's halfvec expression, ranked
+# by the float32 distance); any other tenant is read exactly, as searches read
+# them (search/query.py). The vectors are read alone first, on nothing a
+# B-tree could serve (`media_id + 0`), so that the planner cannot start from
+# the tenant's media or its ids instead.
 NEAREST_EARLIER_IMAGE = """
     SELECT near.media_id, 1 - near.distance
     FROM (
         SELECT media_id, vector <=> %(vector)s::vector AS distance
         FROM {embeddings}
-        WHERE tenant_id = %(tenant)s AND model_name = %(model)s AND frame_id IS NULL
+        WHERE tenant_id = %(tenant)s AND model_name = %(model)s AND frame_id IS NULL AND media_id + 0 < %(id)s
         ORDER BY {order}
         LIMIT {read}
     ) near
     JOIN {media} m ON m.id = near.media_id AND m.kind = 'image' AND m.status = 'ready'
-    WHERE near.media_id < %(id)s
     ORDER BY near.distance
     LIMIT 1
 """

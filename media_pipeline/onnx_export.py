@@ -3,7 +3,9 @@ model, for the runtimes that read ONNX (media_pipeline/runtimes.py).
 
 The model is still loaded with `from_pretrained` on a hub id or a directory;
 the export traces it once into `<model directory>/onnx/` (for a hub id, the
-snapshot directory the hub's cache holds it in):
+snapshot directory the hub's cache holds it in; for a directory that cannot
+be written, or with CLIP_EXPORT_DIR set, a directory of its own elsewhere:
+export_directory):
 
 - `vision-fp32.onnx`: pixel values (n, 3, H, W) -> image embeddings (n, 512);
 - `text-fp32.onnx`: input ids and attention mask (n, tokens) -> text embeddings;
@@ -25,6 +27,7 @@ exporting twice; each file is written under a temporary name and renamed.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import subprocess
@@ -68,8 +71,18 @@ def model_directory(source: str) -> Path:
     return Path(config).parent
 
 
-def export_directory(source: str) -> Path:
-    return model_directory(source) / DIRECTORY_NAME
+def export_directory(model_dir: Path, export_root: str = "") -> Path:
+    """Where `model_dir`'s export goes: beside it, in `onnx/`, unless
+    `export_root` is set (CLIP_EXPORT_DIR) or the model's directory cannot be
+    written (a read-only mount); then a directory of its own under
+    `export_root`, or under ~/.cache/stockmind/clip-exports, named by the
+    model's directory."""
+    beside = model_dir / DIRECTORY_NAME
+    if not export_root and (os.access(model_dir, os.W_OK) or _current(beside, model_dir)):
+        return beside
+    root = Path(export_root) if export_root else Path.home() / ".cache" / "stockmind" / "clip-exports"
+    digest = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:12]
+    return root / f"{model_dir.name}-{digest}"
 
 
 def tower_path(directory: Path, tower: str, precision: str) -> Path:
@@ -108,25 +121,46 @@ def _locked(directory: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_exported(source: str) -> Path:
-    """The export directory of `source`, exporting it first (in a process of
-    its own) when it is missing or was made from other files."""
+# Exports that failed in this process, by directory and the fingerprint of the
+# files they were made from: asked again (each health probe asks), the same
+# files fail at once instead of starting another export.
+_failed: dict[tuple[Path, str], str] = {}
+
+
+def ensure_exported(source: str, export_root: str = "") -> Path:
+    """The export directory of `source` (see export_directory), exporting it
+    first (in a process of its own) when it is missing or was made from other
+    files. A hub id is exported from the hub (`from_pretrained` downloads what
+    the cache lacks); a directory from itself."""
     model_dir = model_directory(source)
-    directory = model_dir / DIRECTORY_NAME
+    directory = export_directory(model_dir, export_root)
     if _current(directory, model_dir):
         return directory
+    remembered = (directory, json.dumps(_fingerprint(model_dir)))
+    if remembered in _failed:
+        raise ExportFailed(_failed[remembered])
+    exported_from = str(model_dir) if Path(source).is_dir() else source
     with _locked(directory):
         if _current(directory, model_dir):  # another process made it while this one waited
             return directory
-        result = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "media_pipeline.onnx_export", str(model_dir)],
-            capture_output=True,
-            text=True,
-            timeout=EXPORT_TIMEOUT_S,
-        )
-        if result.returncode != 0 or not _current(directory, model_dir):
+        for partial in directory.glob(".*.partial"):  # left by an export that was killed
+            partial.unlink(missing_ok=True)
+        try:
+            result = subprocess.run(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "media_pipeline.onnx_export", exported_from, str(directory)],
+                capture_output=True,
+                text=True,
+                timeout=EXPORT_TIMEOUT_S,
+            )
             tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise ExportFailed(f"the ONNX export of {source!r} failed: {' / '.join(tail) or result.returncode}")
+            failure = "" if result.returncode == 0 else " / ".join(tail) or f"exit status {result.returncode}"
+        except subprocess.TimeoutExpired:
+            failure = f"it took more than {EXPORT_TIMEOUT_S} s"
+        if not failure and not _current(directory, model_directory(source)):
+            failure = "the files it made do not match the model's"
+        if failure:
+            _failed[remembered] = f"the ONNX export of {source!r} failed: {failure}"
+            raise ExportFailed(_failed[remembered])
     return directory
 
 
@@ -145,8 +179,9 @@ def describe(config, processor) -> dict:
     return {
         "projection_dim": int(config.projection_dim),
         "max_text_tokens": int(config.text_config.max_position_embeddings),
-        "pad_id": int(tokenizer.pad_token_id),
-        "pad_token": str(tokenizer.pad_token),
+        # CLIP pads with its end-of-text token where it names no pad token.
+        "pad_id": int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id),
+        "pad_token": str(tokenizer.pad_token if tokenizer.pad_token is not None else tokenizer.eos_token),
         "shortest_edge": int(images.size["shortest_edge"]),
         "crop": [int(images.crop_size["height"]), int(images.crop_size["width"])],
         "mean": [float(v) for v in images.image_mean],
@@ -167,9 +202,10 @@ def read_description(directory: Path) -> dict:
     return json.loads((directory / DESCRIPTION_FILE).read_text())
 
 
-def export(model_dir: Path) -> None:
-    """Trace both towers of the model in `model_dir` to ONNX (fp32), quantize
-    each to int8 and write the manifest last. Needs torch and onnx."""
+def export(source: str, directory: Path) -> None:
+    """Trace both towers of the model `source` (a hub id or a directory) to
+    ONNX (fp32) in `directory`, quantize each to int8 and write the manifest
+    of the model's files last. Needs torch and onnx."""
     import warnings
 
     import torch
@@ -179,10 +215,10 @@ def export(model_dir: Path) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    model = CLIPModel.from_pretrained(str(model_dir)).eval()
-    processor = AutoProcessor.from_pretrained(str(model_dir))
-    directory = model_dir / DIRECTORY_NAME
-    directory.mkdir(exist_ok=True)
+    model = CLIPModel.from_pretrained(source).eval()
+    processor = AutoProcessor.from_pretrained(source)
+    model_dir = model_directory(source)
+    directory.mkdir(parents=True, exist_ok=True)
     _describe(model, processor, directory)
 
     def features(output):
@@ -247,4 +283,4 @@ def export(model_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    export(Path(sys.argv[1]))
+    export(sys.argv[1], Path(sys.argv[2]))

@@ -141,7 +141,13 @@ def choose(
         if value != "auto" and value not in allowed:
             raise ImproperlyConfigured(f"{name} must be auto or one of {', '.join(allowed)}, got {value!r}")
     if device == "auto":
-        device = "cuda" if (cuda_available() if has_cuda is None else has_cuda) else "cpu"
+        gpu = cuda_available() if has_cuda is None else has_cuda
+        fits_gpu = any(
+            runtime in ("auto", name) and precision in ("auto", supported)
+            for name, supported in ((name, p) for name in RUNTIMES for p in SUPPORTED.get((name, "cuda"), ()))
+        )
+        # A runtime or precision only the CPU runs (ONNX Runtime, int8) keeps to the CPU.
+        device = "cuda" if gpu and fits_gpu else "cpu"
     elif device == "cuda" and not (cuda_available() if has_cuda is None else has_cuda):
         raise ImproperlyConfigured("CLIP_DEVICE=cuda, but torch sees no CUDA device here")
     order = CUDA_DEFAULTS if device == "cuda" else CPU_DEFAULTS[cpu_class(flags)]
@@ -260,10 +266,12 @@ class _OnnxTowers(_LazyTowers):
     """The towers of the ONNX export (made on first load, media_pipeline/onnx_export.py)."""
 
     def __init__(self, source: str, backend: Backend, threads: int = 0):
+        from django.conf import settings
+
         from media_pipeline.onnx_export import ensure_exported
 
         super().__init__(source, backend, threads)
-        self.directory = ensure_exported(source)
+        self.directory = ensure_exported(source, settings.CLIP_EXPORT_DIR)
 
 
 class OnnxRuntimeTowers(_OnnxTowers):

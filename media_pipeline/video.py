@@ -118,7 +118,6 @@ def sample_video(
         large = (stream.codec_context.width or 0) * (stream.codec_context.height or 0) > SLICE_THREADS_MAX_PIXELS
         stream.thread_type = "AUTO" if large else "SLICE"
         frame_rate = float(stream.average_rate or stream.guessed_rate or 0) or None
-        check_every = max(1, round((frame_rate or SCENE_CHECKS_PER_SECOND) / SCENE_CHECKS_PER_SECOND))
         if frame_rate and sample_seconds * frame_rate >= 2:
             # Most frames will not be sampled: skip decoding frames that no other
             # frame refers to (B-frames), a large share of the work.
@@ -128,7 +127,7 @@ def sample_video(
         stream.codec_context.options = {"skip_loop_filter": "all"}
 
         result = SampledVideo(frames=[], width=0, height=0, duration_ms=duration_ms(container, stream))
-        next_due = 0.0
+        next_due = next_check = 0.0
         previous = last_kept = None
         last_seconds = 0.0
         try:
@@ -141,8 +140,9 @@ def sample_video(
                     # A container that does not state its duration is measured as it plays.
                     raise FileRejected(f"The video runs past {max_seconds:.0f} s, the limit.", code="video_too_long")
                 due = seconds + 1e-6 >= next_due
-                if not due and result.decoded % check_every:
+                if not due and seconds < next_check:
                     continue
+                next_check = seconds + 1 / SCENE_CHECKS_PER_SECOND
                 signature = _signature(frame)
                 scene_change = previous is not None and _difference(signature, previous) > SCENE_CHANGE_DIFFERENCE
                 previous = signature

@@ -62,6 +62,13 @@ def test_a_gpu_runs_torch_at_half_precision():
     assert choose(flags=AVX2, has_cuda=True, available=_everything()) == Backend("torch", "fp16", "cuda")
     assert choose(precision="bf16", has_cuda=True, available=_everything()) == Backend("torch", "bf16", "cuda")
     assert choose(device="cpu", flags=AVX2, has_cuda=True, available=_everything()).device == "cpu"
+    # What only the CPU runs keeps to it on a machine with a GPU.
+    assert choose(runtime="onnxruntime", flags=AVX2, has_cuda=True, available=_everything()) == Backend(
+        "onnxruntime", "int8"
+    )
+    assert choose(precision="int8", flags=AVX512_VNNI, has_cuda=True, available=_everything()) == Backend(
+        "torch", "int8"
+    )
 
 
 @pytest.mark.parametrize(
@@ -176,8 +183,36 @@ def test_the_export_is_made_once_and_again_when_the_model_changes(model_copy):
     assert not list(directory.glob(".*.partial"))
 
 
-def test_an_export_that_fails_says_why(model_copy):
+def test_an_export_that_fails_says_why_and_is_not_tried_again_for_the_same_files(model_copy, monkeypatch):
+    from media_pipeline import onnx_export
+
     (model_copy / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(ModelUnavailable, match=r"the ONNX export of .* failed"):
         ClipEmbedder(str(model_copy), "fp32", runtime="onnxruntime")
     assert not (model_copy / "onnx" / "manifest.json").exists()
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_export.subprocess, "run", no_second_export)
+    with pytest.raises(ModelUnavailable, match=r"the ONNX export of .* failed"):
+        ClipEmbedder(str(model_copy), "fp32", runtime="onnxruntime")  # a health probe asks again: at once
+
+
+def test_the_export_goes_where_clip_export_dir_says_and_the_model_stays_as_it_was(model_copy, tmp_path, settings):
+    settings.CLIP_EXPORT_DIR = str(tmp_path / "exports")
+    embedder = ClipEmbedder(str(model_copy), "int8", runtime="onnxruntime")
+    assert embedder.embed_texts(["a mug"]).shape == (1, 512)
+    [directory] = (tmp_path / "exports").iterdir()
+    assert directory.name.startswith("clip-copy-") and (directory / "manifest.json").exists()
+    assert not (model_copy / "onnx").exists()
+
+
+def test_a_read_only_model_directory_is_exported_into_the_users_cache(model_copy, tmp_path, monkeypatch):
+    from media_pipeline import onnx_export
+
+    monkeypatch.setattr(onnx_export.os, "access", lambda path, mode: False)  # as a read-only mount answers
+    monkeypatch.setenv("HOME", str(tmp_path))
+    directory = onnx_export.export_directory(model_copy)
+    assert directory.parent == tmp_path / ".cache" / "stockmind" / "clip-exports"
+    assert directory != onnx_export.export_directory(model_copy.parent / "another" / model_copy.name)
