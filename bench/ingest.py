@@ -275,6 +275,7 @@ def runtime_table(run: RuntimeRun, repeats: int) -> Table:
             "precision",
             "images/s alone",
             "x torch fp32",
+            "text query ms",
             "mean cos",
             "centred mean",
             "centred min",

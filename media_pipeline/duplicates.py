@@ -37,7 +37,6 @@ from catalog.models import (
     HALFVEC,
     HALFVEC_VECTOR,
     MEDIA_TABLE,
-    Embedding,
     Media,
     TenantSettings,
     VideoFrame,
@@ -85,9 +84,9 @@ EXACT_SCAN_MAX_IMAGES = 2_000
 # is passed over.
 NEAREST_READ = 10
 
-# An image's nearest earlier image of its tenant by CLIP. The tenant, the
-# model and the image's vector reach the query as constants (Django binds
-# parameters on the client), so that a tenant with an HNSW index of its own
+# An image's nearest earlier image of its tenant by CLIP. The tenant and the
+# model reach the query as constants (Django binds parameters on the client),
+# and the image's vector as an InitPlan's value, so that a tenant with an HNSW index of its own
 # has it scanned in distance order (iteratively, past the later vectors) for
 # the NEAREST_READ nearest earlier vectors of images, of which the first whose
 # image is ready is kept (ordered by the index's halfvec expression, ranked
@@ -98,7 +97,7 @@ NEAREST_READ = 10
 NEAREST_EARLIER_IMAGE = """
     SELECT near.media_id, 1 - near.distance
     FROM (
-        SELECT media_id, vector <=> %(vector)s::vector AS distance
+        SELECT media_id, vector <=> ({own}) AS distance
         FROM {embeddings}
         WHERE tenant_id = %(tenant)s AND model_name = %(model)s AND frame_id IS NULL AND media_id + 0 < %(id)s
         ORDER BY {order}
@@ -108,12 +107,24 @@ NEAREST_EARLIER_IMAGE = """
     ORDER BY near.distance
     LIMIT 1
 """
-BY_INDEX = f"{HALFVEC_VECTOR} <=> %(vector)s::{HALFVEC}"
+# The image's own vector, read by the statement itself.
+OWN_VECTOR = (
+    "SELECT vector{cast} FROM {embeddings} WHERE media_id = %(id)s AND frame_id IS NULL AND model_name = %(model)s"
+)
+BY_INDEX = f"{HALFVEC_VECTOR} <=> ({{own_halfvec}})"
 BY_VECTOR = "distance"  # float32 throughout: what an exact scan reads
 
 
 def _nearest_query(order: str) -> str:
-    return NEAREST_EARLIER_IMAGE.format(embeddings=EMBEDDING_TABLE, media=MEDIA_TABLE, order=order, read=NEAREST_READ)
+    own = OWN_VECTOR.format(cast="", embeddings=EMBEDDING_TABLE)
+    own_halfvec = OWN_VECTOR.format(cast=f"::{HALFVEC}", embeddings=EMBEDDING_TABLE)
+    return NEAREST_EARLIER_IMAGE.format(
+        own=own,
+        embeddings=EMBEDDING_TABLE,
+        media=MEDIA_TABLE,
+        order=order.format(own_halfvec=own_halfvec),
+        read=NEAREST_READ,
+    )
 
 
 # An image's nearest images of the tenant by perceptual hash: the earlier
@@ -154,28 +165,29 @@ def large_tenants(tenant_ids: set[int]) -> set[int]:
 
 def nearest_by_clip(images: Sequence[Media], *, exact: bool = False) -> dict[int, tuple[int, float]]:
     """media id -> (media id, cosine similarity) of the closest earlier image
-    of its tenant, by the model searches read. `exact` reads every vector even
-    where the tenant has an index (bench/duplicates.py compares the two)."""
+    of its tenant, by the model searches read, with the tenant's own
+    `hnsw_ef_search` as its searches. `exact` reads every vector even where
+    the tenant has an index (bench/duplicates.py compares the two)."""
     model = current_model_name()
-    vectors = Embedding.objects.filter(
-        media_id__in=[media.pk for media in images], frame__isnull=True, model_name=model
-    ).values_list("media_id", "vector")
-    by_id = {media.pk: media for media in images}
     found: dict[int, tuple[int, float]] = {}
+    query = _nearest_query(BY_VECTOR if exact else BY_INDEX)
+    ef_search = None
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off" if exact else "SET LOCAL hnsw.iterative_scan = strict_order")
-        for media_id, vector in vectors:
-            literal = "[" + ",".join(f"{value:.9g}" for value in vector) + "]"
-            params: dict[str, str | int] = {
-                "vector": literal,
-                "tenant": by_id[media_id].tenant_id,
-                "model": model,
-                "id": media_id,
-            }
-            cursor.execute(_nearest_query(BY_VECTOR if exact else BY_INDEX), params)
+        if exact:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+        for media in images:
+            wanted = TenantSettings.of(media.tenant).hnsw_ef_search
+            if not exact and wanted != ef_search:
+                ef_search = wanted
+                cursor.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true),"
+                    " set_config('hnsw.iterative_scan', 'strict_order', true)",
+                    [str(ef_search)],
+                )
+            cursor.execute(query, {"tenant": media.tenant_id, "model": model, "id": media.pk})
             row = cursor.fetchone()
             if row is not None:
-                found[media_id] = (row[0], float(row[1]))
+                found[media.pk] = (row[0], float(row[1]))
     return found
 
 
