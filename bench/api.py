@@ -389,7 +389,7 @@ def memory_table(peaks: dict[str, float]) -> Table:
     from media_pipeline.embedder import get_embedder
 
     table = Table(
-        "memory",
+        "web-memory",
         f"Web memory: peak resident set of the gunicorn processes ({get_embedder().backend}, both towers; "
         f"target for a worker with the model: <= {TARGET_WEB_MIB} MiB)",
         ["process", "peak RSS, MiB", "verdict"],
