@@ -9,11 +9,13 @@ a worker, which embeds images only, never loads the text tower.
 
 Which one runs (`CLIP_RUNTIME` and `CLIP_PRECISION`, both `auto` by default)
 is the first of this CPU's list in CPU_DEFAULTS that is installed and fits
-what is set; each list is the runtimes ordered by images/s as bench/runtimes.py
-measured them on such a CPU (docs/BENCHMARKS.md), keeping only those whose
+what is set; each list is the runtimes ordered by speed as bench/ingest.py
+measured them on such a CPU (docs/BENCHMARKS.md section 2: images/s, and a
+text query's time between two within 5% on images), keeping only those whose
 vectors keep a mean cosine to fp32's of at least 0.99 raw and 0.95 centred.
 `make bench` prints the same table on any machine, with the default it
-picks, so a CPU on which the order differs shows it.
+picks and whether that is still the fastest, so a CPU on which the order
+differs shows it.
 """
 
 from __future__ import annotations
