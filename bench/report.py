@@ -23,7 +23,6 @@ from bench.common import ROOT, read_services_env
 RESULTS_ENV = "BENCH_RESULTS"
 # A required check's verdict when it fails: soak_all.py reads it in the rows.
 MISSED = "MISSED"
-VECTOR_UNITS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
 
 
 # --- tables -----------------------------------------------------------------------
@@ -162,19 +161,21 @@ def run_scripts(scripts: list[tuple[str, list[str], list[str]]], quick: bool, on
 
 
 def machine() -> list[str]:
-    cpu = "unknown"
-    flags: set[str] = set()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name") and cpu == "unknown":
-            cpu = line.split(":", 1)[1].strip()
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-    vector_units = [unit for unit in VECTOR_UNITS if unit in flags]
+    from media_pipeline.runtimes import vector_units  # the units the embedder's defaults go by
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
     memory_kb = next(
         int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
     )
     return [
-        f"- CPU: {cpu}, {os.cpu_count()} cores; vector units: {', '.join(vector_units) or 'none of note'}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; vector units: {', '.join(vector_units()) or 'none of note'}",
         f"- Memory: {memory_kb / 1024 / 1024:.0f} GiB; {platform.system()} {platform.release()}",
     ]
 

@@ -186,7 +186,6 @@ class ClipEmbedder:
         self.preprocess = Preprocessing.from_description(description)
         self.source = source
         self.model_name = model_name_for(source)
-        self.precision = backend.precision
         self.batch_size = batch_size or DEFAULT_BATCH[backend.device]
         logger.info("loaded CLIP %s (%s, batch %d)", source, backend, self.batch_size)
 
@@ -207,7 +206,7 @@ class ClipEmbedder:
                 out.append(self._normalized(self.towers.image(batch)))
             return np.concatenate(out)
 
-        return self._on_model_thread(run)
+        return on_torch_thread(run)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images -> (n, 512) unit vectors."""
@@ -224,19 +223,13 @@ class ClipEmbedder:
                 out.append(self._normalized(self.towers.text(input_ids, attention_mask)))
             return np.concatenate(out)
 
-        return self._on_model_thread(run)
-
-    def _on_model_thread(self, run: Callable[[], np.ndarray]) -> np.ndarray:
         return on_torch_thread(run)
 
-    def warm_up(self, towers: Sequence[str] = ("vision", "text")) -> None:
-        """Load the towers named (an ONNX runtime loads each on first use) and
-        run each once, so that the first request does not pay for it."""
-        if "vision" in towers:
-            side = self.preprocess.crop
-            self.embed_pixels([np.zeros((3, *side), dtype=np.float32)])
-        if "text" in towers:
-            self.embed_texts(["warm up"])
+    def warm_up(self) -> None:
+        """Load both towers (each loads on first use) and run each once, so
+        that the first request does not pay for it."""
+        self.embed_pixels([np.zeros((3, *self.preprocess.crop), dtype=np.float32)])
+        self.embed_texts(["warm up"])
 
 
 _embedder: tuple[tuple, ClipEmbedder] | None = None  # (the settings it was loaded with, it)
