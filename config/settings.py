@@ -258,9 +258,10 @@ if CLIP_TORCH_THREADS < 0:
 # Where the ONNX runtimes' export of the model goes (media_pipeline/onnx_export.py);
 # empty: beside the model, or ~/.cache/stockmind/clip-exports where its directory is read-only.
 CLIP_EXPORT_DIR = env.str("CLIP_EXPORT_DIR", default="")
-# Ids per processing task: the worker reads a task's images in parallel and
-# embeds them as one batch (bench/ingest.py). 1 gives a task per item.
-MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 16)
+# Ids per processing task: the worker reads a task's images in parallel, in
+# batches of the model's size (CLIP_BATCH_SIZE), each embedded while the next
+# is read and the last stored (bench/ingest.py). 1 gives a task per item.
+MEDIA_TASK_BATCH_SIZE = _positive_int("MEDIA_TASK_BATCH_SIZE", 64)
 # Threads a worker reads and preprocesses images with (Pillow releases the GIL).
 MEDIA_DECODE_THREADS = _positive_int("MEDIA_DECODE_THREADS", os.cpu_count() or 1)
 # JPEGs are decoded at a reduced DCT scale (1/2 to 1/8) while their short side

@@ -42,7 +42,7 @@ from catalog.models import (
     VideoFrame,
 )
 from media_pipeline.embedder import current_model_name
-from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, hash_distance, same_picture
+from media_pipeline.fingerprints import CANDIDATE_BITS, HASH_BITS, Picture, hash_distance, same_picture
 
 logger = logging.getLogger(__name__)
 
@@ -213,23 +213,36 @@ def _exact(media: Media) -> Match | None:
     return None if earlier is None else Match(earlier, Media.DuplicateKind.EXACT, 1.0)
 
 
-def _thumbnail(key: str) -> Image.Image | None:
-    try:
-        with default_storage.open(key, "rb") as file:
-            image = Image.open(file)
-            image.load()
-            return image
-    except (OSError, ValueError):  # gone, or not a picture: no comparison
-        logger.warning("thumbnail %s could not be read for the duplicate check", key)
-        return None
+class _Thumbnails:
+    """The thumbnails one duplicate check reads, each read and made ready for
+    comparisons once (a batch's images share their candidates)."""
+
+    def __init__(self) -> None:
+        self._pictures: dict[str, Picture | None] = {}
+
+    def get(self, key: str) -> Picture | None:
+        if key not in self._pictures:
+            self._pictures[key] = self._read(key)
+        return self._pictures[key]
+
+    @staticmethod
+    def _read(key: str) -> Picture | None:
+        try:
+            with default_storage.open(key, "rb") as file:
+                image = Image.open(file)
+                image.load()
+                return Picture(image)
+        except (OSError, ValueError):  # gone, or not a picture: no comparison
+            logger.warning("thumbnail %s could not be read for the duplicate check", key)
+            return None
 
 
-def _same_pictures(media: Media, candidates: list[int]) -> Iterator[tuple[int, float]]:
+def _same_pictures(media: Media, candidates: list[int], thumbnails: _Thumbnails) -> Iterator[tuple[int, float]]:
     """Those of the candidates (in their order) that are the same picture as
     `media`, each with the share of perceptual-hash bits alike."""
     if media.phash is None or not media.thumbnail_key or not candidates:
         return
-    mine = _thumbnail(media.thumbnail_key)
+    mine = thumbnails.get(media.thumbnail_key)
     if mine is None:
         return
     others = Media.objects.filter(pk__in=candidates, tenant_id=media.tenant_id).exclude(thumbnail_key="")
@@ -238,14 +251,14 @@ def _same_pictures(media: Media, candidates: list[int]) -> Iterator[tuple[int, f
         if other_id not in found:
             continue
         thumbnail_key, phash = found[other_id]
-        theirs = _thumbnail(thumbnail_key)
+        theirs = thumbnails.get(thumbnail_key)
         if theirs is not None and same_picture(mine, theirs):
             yield other_id, (1 - hash_distance(media.phash, phash) / HASH_BITS if phash is not None else 0.0)
 
 
-def _near_identical_image(media: Media, candidates: list[int]) -> Match | None:
+def _near_identical_image(media: Media, candidates: list[int], thumbnails: _Thumbnails) -> Match | None:
     """The first of the candidates (nearest by hash first) that is the same picture as `media`."""
-    first = next(_same_pictures(media, candidates), None)
+    first = next(_same_pictures(media, candidates, thumbnails), None)
     return None if first is None else Match(first[0], Media.DuplicateKind.NEAR_IDENTICAL, first[1])
 
 
@@ -336,7 +349,7 @@ def image_candidates(media: Media, clip: tuple[int, float] | None, large: bool) 
     return candidates
 
 
-def _match(media: Media, nearest: dict[int, tuple[int, float]], large: bool) -> Match | None:
+def _match(media: Media, nearest: dict[int, tuple[int, float]], large: bool, thumbnails: _Thumbnails) -> Match | None:
     """What `media` duplicates among the earlier items, the strongest tier first."""
     match = _exact(media)
     if match is not None:
@@ -344,14 +357,14 @@ def _match(media: Media, nearest: dict[int, tuple[int, float]], large: bool) -> 
     if media.kind == Media.Kind.VIDEO:
         return _near_identical_video(media)
     clip = nearest.get(media.pk)
-    match = _near_identical_image(media, image_candidates(media, clip, large))
+    match = _near_identical_image(media, image_candidates(media, clip, large), thumbnails)
     threshold = TenantSettings.of(media.tenant).near_duplicate_similarity
     if match is None and clip is not None and clip[1] >= threshold:
         match = Match(clip[0], Media.DuplicateKind.SIMILAR, clip[1])
     return match
 
 
-def _later_copies(media: Media, large: bool) -> list[tuple[int, str, float]]:
+def _later_copies(media: Media, large: bool, thumbnails: _Thumbnails) -> list[tuple[int, str, float]]:
     """Later ready items not linked to anything that are exact or
     near-identical copies of `media`: they were ready before it, so found
     no original when they were processed. (id, kind, alike) each."""
@@ -365,7 +378,8 @@ def _later_copies(media: Media, large: bool) -> list[tuple[int, str, float]]:
         found += [(pk, Media.DuplicateKind.EXACT, 1.0) for pk in sorted(exact)]
     if media.kind == Media.Kind.IMAGE and media.phash is not None:
         later = [pk for pk in nearest_by_hash(media, large, LATER_UNLINKED, LATER_CANDIDATES) if pk not in exact]
-        found += [(pk, Media.DuplicateKind.NEAR_IDENTICAL, alike) for pk, alike in _same_pictures(media, later)]
+        same = _same_pictures(media, later, thumbnails)
+        found += [(pk, Media.DuplicateKind.NEAR_IDENTICAL, alike) for pk, alike in same]
     return found
 
 
@@ -376,12 +390,13 @@ def link_duplicates(items: Sequence[Media]) -> dict[int, Match | None]:
     images = [media for media in items if media.kind == Media.Kind.IMAGE]
     nearest = nearest_by_clip(images) if images else {}
     large = large_tenants({media.tenant_id for media in images})
+    thumbnails = _Thumbnails()
     found: dict[int, Match | None] = {}
     for media in items:
         try:
-            found[media.pk] = match = _save(media, _match(media, nearest, media.tenant_id in large))
+            found[media.pk] = match = _save(media, _match(media, nearest, media.tenant_id in large, thumbnails))
             if match is None:  # an original: the copies that beat it here point at it
-                for later_id, kind, alike in _later_copies(media, media.tenant_id in large):
+                for later_id, kind, alike in _later_copies(media, media.tenant_id in large, thumbnails):
                     Media.objects.filter(pk=later_id).update(
                         duplicate_of=media.pk, duplicate_kind=kind, duplicate_similarity=alike
                     )

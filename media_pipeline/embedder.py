@@ -196,17 +196,22 @@ class ClipEmbedder:
 
     def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocessed (3, H, W) arrays -> (n, 512) unit vectors."""
-        if not pixels:
-            return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+        return self.embed_pixels_later(pixels).result()
+
+    def embed_pixels_later(self, pixels: Sequence[np.ndarray]) -> Future[np.ndarray]:
+        """embed_pixels queued on the torch thread: the caller goes on (decodes
+        the next batch, stores the last) while the model runs."""
 
         def run() -> np.ndarray:
+            if not pixels:
+                return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
             out = []
             for start in range(0, len(pixels), self.batch_size):
                 batch = np.ascontiguousarray(np.stack(pixels[start : start + self.batch_size]), dtype=np.float32)
                 out.append(self._normalized(self.towers.image(batch)))
             return np.concatenate(out)
 
-        return on_torch_thread(run)
+        return submit_to_torch_thread(run)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images -> (n, 512) unit vectors."""
@@ -255,8 +260,16 @@ def on_torch_thread(run: Callable[[], T]) -> T:
 
 
 def submit_to_torch_thread(run: Callable[[], T]) -> Future[T]:
-    """Queue `run` on the process's torch thread (see on_torch_thread)."""
+    """Queue `run` on the process's torch thread (see on_torch_thread); on
+    that thread itself, run it now (queued, it would wait for itself)."""
     global _torch_thread
+    if threading.current_thread().name.startswith(TORCH_THREAD_NAME):
+        done: Future[T] = Future()
+        try:
+            done.set_result(run())
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
     with _torch_thread_lock:
         # A forked child (Celery's pool, gunicorn's workers) starts a thread of its own.
         if _torch_thread is None or _torch_thread[0] != os.getpid():

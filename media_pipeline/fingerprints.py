@@ -39,6 +39,10 @@ COARSE_SCALES = 9
 # 0.94 at one of them, and most candidates that are not copies stop there,
 # at a third of the cost of every coarse scale (bench/ingest.py's profile).
 SCREEN_SCALES = (0, COARSE_SCALES // 2, COARSE_SCALES - 1)
+# Those scales are tried at this width first: copies still correlate above
+# 0.86 there, and most pictures that are not copies stop there, at a quarter
+# of the pixels.
+SCREEN_WIDTH = ALIGN_WIDTH // 2
 COMPARE_WIDTH = 128
 # Below this correlation at the coarse scales' best place, not the same
 # picture (copies, crops included, correlate above 0.93).
@@ -75,66 +79,103 @@ def _grey(image: Image.Image, width: int) -> np.ndarray:
     return np.asarray(image.convert("L").resize((width, height), Image.Resampling.BOX), dtype=np.float32)
 
 
-class _Aligner:
-    """`large` in greyscale at ALIGN_WIDTH, with its integral images: the
-    standard deviation of every window comes from four lookups each."""
+def _windows(table: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The sum of every height x width window, from an integral image."""
+    return table[height:, width:] - table[:-height, width:] - table[height:, :-width] + table[:-height, :-width]
 
-    def __init__(self, large: Image.Image) -> None:
-        self.grey = _grey(large, ALIGN_WIDTH)
-        wide = self.grey.astype(np.float64)
-        self.sums = np.pad(wide.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        self.squares = np.pad((wide * wide).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
 
-    def _window_std(self, height: int, width: int) -> np.ndarray:
-        def box(table: np.ndarray) -> np.ndarray:
-            return table[height:, width:] - table[:-height, width:] - table[height:, :-width] + table[:-height, :-width]
+class Picture:
+    """A thumbnail made ready for comparisons: its greyscale at each width
+    (centred and scaled to unit variance as a template), and at each
+    alignment width its integral images, from which every window's standard
+    deviation takes four lookups. Each is made once however many pictures
+    it is compared with: a duplicate check compares one with several, both
+    ways, and each comparison tries several scales."""
 
-        n = height * width
-        mean = box(self.sums) / n
-        return np.sqrt(np.maximum(box(self.squares) / n - mean * mean, 0.0))
+    def __init__(self, image: Image.Image) -> None:
+        self.image = image
+        self._greyscale: Image.Image | None = None
+        self._greys: dict[int, np.ndarray] = {}
+        self._templates: dict[int, np.ndarray] = {}
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._stds: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def best_place(self, small: Image.Image, scale: float) -> tuple[float, int, int, tuple[int, int]]:
-        """(correlation, row, column, shape) of `small` at `scale` of the width, at its best place."""
-        template = _grey(small, max(8, round(ALIGN_WIDTH * scale)))
+    def grey(self, width: int) -> np.ndarray:
+        if width not in self._greys:
+            if self._greyscale is None:
+                self._greyscale = self.image.convert("L")
+            self._greys[width] = _grey(self._greyscale, width)
+        return self._greys[width]
+
+    def template(self, width: int) -> np.ndarray:
+        if width not in self._templates:
+            grey = self.grey(width)
+            self._templates[width] = (grey - grey.mean()) / (grey.std() + 1e-6)
+        return self._templates[width]
+
+    def _window_std(self, align_width: int, height: int, width: int) -> np.ndarray:
+        key = (align_width, height, width)
+        if key not in self._stds:
+            if align_width not in self._tables:
+                wide = self.grey(align_width).astype(np.float64)
+                self._tables[align_width] = (
+                    np.pad(wide.cumsum(0).cumsum(1), ((1, 0), (1, 0))),
+                    np.pad((wide * wide).cumsum(0).cumsum(1), ((1, 0), (1, 0))),
+                )
+            sums, squares = self._tables[align_width]
+            n = height * width
+            mean = _windows(sums, height, width) / n
+            self._stds[key] = np.sqrt(np.maximum(_windows(squares, height, width) / n - mean * mean, 0.0)) + 1e-6
+        return self._stds[key]
+
+    def best_place(
+        self, small: Picture, scale: float, align_width: int = ALIGN_WIDTH
+    ) -> tuple[float, int, int, tuple[int, int]]:
+        """(correlation, row, column, shape) of `small` at `scale` of this
+        picture's width, at its best place in it, both at `align_width`."""
+        grey = self.grey(align_width)
+        template = small.template(max(8, round(align_width * scale)))
         height, width = template.shape
-        if height > self.grey.shape[0] or width > self.grey.shape[1]:
+        if height > grey.shape[0] or width > grey.shape[1]:
             return -1.0, 0, 0, template.shape
-        windows = sliding_window_view(self.grey, template.shape)
-        centred = (template - template.mean()) / (template.std() + 1e-6)
         # The template is centred, so the windows' means drop out of the numerator.
-        dot = np.einsum("ijkl,kl->ij", windows, centred) / template.size
-        correlation = dot / (self._window_std(height, width) + 1e-6)
+        dot = np.einsum("ijkl,kl->ij", sliding_window_view(grey, template.shape), template) / template.size
+        correlation = dot / self._window_std(align_width, height, width)
         row, column = np.unravel_index(int(correlation.argmax()), correlation.shape)
         return float(correlation[row, column]), int(row), int(column), template.shape
 
 
-def _difference_inside(large: Image.Image, small: Image.Image) -> float:
+def _difference_inside(large: Picture, small: Picture) -> float:
     """The DIFF_PERCENTILE-th difference of `small` at its best place inside
     `large`; inf when no place correlates at least MIN_CORRELATION (most
     candidates that are not copies end there, before the finer search)."""
-    aligner = _Aligner(large)
-    grey = small.convert("L")
     coarse = np.linspace(1.0, 1.0 - CROP_MAX, COARSE_SCALES)
-    scored = [(aligner.best_place(grey, coarse[i]), coarse[i]) for i in SCREEN_SCALES]
+    if max(large.best_place(small, coarse[i], SCREEN_WIDTH)[0] for i in SCREEN_SCALES) < MIN_CORRELATION:
+        return float("inf")
+    scored = [(large.best_place(small, coarse[i]), coarse[i]) for i in SCREEN_SCALES]
     if max(place[0] for place, _ in scored) < MIN_CORRELATION:
         return float("inf")
-    scored += [(aligner.best_place(grey, scale), scale) for i, scale in enumerate(coarse) if i not in SCREEN_SCALES]
+    scored += [(large.best_place(small, scale), scale) for i, scale in enumerate(coarse) if i not in SCREEN_SCALES]
     (correlation, *_), best_scale = max(scored, key=lambda item: item[0][0])
     if correlation < MIN_CORRELATION:
         return float("inf")
     step = 1 / ALIGN_WIDTH
     fine = np.arange(best_scale - 0.5 * (coarse[0] - coarse[1]), best_scale + 0.5 * (coarse[0] - coarse[1]), step)
-    scored += [(aligner.best_place(grey, scale), scale) for scale in fine if 1.0 - CROP_MAX <= scale <= 1.0]
+    scored += [(large.best_place(small, scale), scale) for scale in fine if 1.0 - CROP_MAX <= scale <= 1.0]
     (correlation, row, column, shape), _ = max(scored, key=lambda item: item[0][0])
-    k = large.width / ALIGN_WIDTH
+    k = large.image.width / ALIGN_WIDTH
     box = (round(column * k), round(row * k), round((column + shape[1]) * k), round((row + shape[0]) * k))
     size = (COMPARE_WIDTH, max(1, round(COMPARE_WIDTH * shape[0] / shape[1])))
-    a = np.asarray(large.convert("RGB").crop(box).resize(size, Image.Resampling.BOX), dtype=np.float32)
-    b = np.asarray(small.convert("RGB").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    a = np.asarray(large.image.convert("RGB").crop(box).resize(size, Image.Resampling.BOX), dtype=np.float32)
+    b = np.asarray(small.image.convert("RGB").resize(size, Image.Resampling.BOX), dtype=np.float32)
     return float(np.percentile(np.abs(a - b).max(axis=2), DIFF_PERCENTILE))
 
 
-def same_picture(a: Image.Image, b: Image.Image) -> bool:
+def same_picture(a: Image.Image | Picture, b: Image.Image | Picture) -> bool:
     """Whether one picture is the other, either inside the other; the second
     way round is tried only when the first fails."""
-    return _difference_inside(a, b) <= SAME_PICTURE_MAX_DIFF or _difference_inside(b, a) <= SAME_PICTURE_MAX_DIFF
+    first, second = (x if isinstance(x, Picture) else Picture(x) for x in (a, b))
+    return (
+        _difference_inside(first, second) <= SAME_PICTURE_MAX_DIFF
+        or _difference_inside(second, first) <= SAME_PICTURE_MAX_DIFF
+    )

@@ -1,10 +1,12 @@
-"""Images of one task, as a batch: read and preprocessed in parallel threads
-(each image's thumbnail stored and its perceptual hash taken meanwhile),
-embedded in one pass of the model, stored in one transaction."""
+"""Images of one task, in batches of the model's size: read and preprocessed
+in parallel threads (each image's thumbnail stored and its perceptual hash
+taken meanwhile), embedded in one pass of the model, stored in one
+transaction; each batch decoded and stored while the model embeds another."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -58,18 +60,35 @@ def _decode(media: Media, preprocess: Callable) -> _Decoded:
 
 
 def process_images(images: list[Media], token: str) -> dict[int, Outcome]:
-    """Embed and store the claimed `images`; one Outcome each."""
+    """Embed and store the claimed `images`; one Outcome each.
+
+    They go in batches of the model's size, each embedded on the torch thread
+    while this one decodes the next batch and stores the one before and checks
+    its duplicates: on a CPU the model's threads and these take turns at the
+    cores instead of leaving one idle (bench/ingest.py). Batches are stored in
+    order, so an image's earlier copies in the task are ready when it is checked."""
     embedder = get_embedder()
     decode = partial(_decode, preprocess=embedder.preprocess)
-    decoded = list(decoder_pool().map(decode, images)) if len(images) > 1 else [decode(images[0])]
-    outcomes = {item.media.pk: failed(item.media, token, item.error) for item in decoded if item.error}
-    good = [item for item in decoded if item.error is None]
-    if not good:
-        return outcomes
-    vectors = embedder.embed_pixels([item.pixels for item in good if item.pixels is not None])
-    stored = _store(good, vectors, token, embedder.model_name)
-    outcomes.update(finished([item.media for item in good if item.media.pk in stored]))
-    outcomes.update({item.media.pk: claim_lost(item.media) for item in good if item.media.pk not in stored})
+    outcomes: dict[int, Outcome] = {}
+    embedding: tuple[list[_Decoded], Future[np.ndarray]] | None = None
+    for start in range(0, len(images), embedder.batch_size):
+        batch = images[start : start + embedder.batch_size]
+        decoded = list(decoder_pool().map(decode, batch)) if len(batch) > 1 else [decode(batch[0])]
+        outcomes.update({item.media.pk: failed(item.media, token, item.error) for item in decoded if item.error})
+        good = [item for item in decoded if item.error is None]
+        pixels = [item.pixels for item in good if item.pixels is not None]
+        previous, embedding = embedding, (good, embedder.embed_pixels_later(pixels)) if good else None
+        if previous is not None:
+            outcomes.update(_finish(*previous, token, embedder.model_name))
+    if embedding is not None:
+        outcomes.update(_finish(*embedding, token, embedder.model_name))
+    return outcomes
+
+
+def _finish(items: list[_Decoded], vectors: Future[np.ndarray], token: str, model_name: str) -> dict[int, Outcome]:
+    stored = _store(items, vectors.result(), token, model_name)
+    outcomes = finished([item.media for item in items if item.media.pk in stored])
+    outcomes.update({item.media.pk: claim_lost(item.media) for item in items if item.media.pk not in stored})
     return outcomes
 
 

@@ -149,3 +149,30 @@ def test_duplicates_within_one_batch_and_across_batches_point_at_the_oldest(tena
     assert rows[second.pk].duplicate_of_id == first.pk and rows[second.pk].duplicate_kind == "near_identical"
     assert (rows[third.pk].duplicate_of_id, rows[third.pk].duplicate_kind) == (first.pk, "exact")
     assert rows[third.pk].duplicate_similarity == 1
+
+
+@pytest.mark.django_db
+def test_a_task_of_several_model_batches_stores_each_and_links_copies_across_them(tenant, clip, settings):
+    # Two images a forward pass: the task's images go in three batches, each
+    # embedded while the next is read; the middle one holds only bad files.
+    settings.CLIP_BATCH_SIZE = 2
+    photo = media_files.jpeg_bytes(640, 480, seed=3)
+    recompressed = io.BytesIO()
+    Image.open(io.BytesIO(photo)).save(recompressed, format="JPEG", quality=70)
+    first, other = stored(tenant, "a.jpg", photo), photos(tenant, 1)[0]
+    corrupt = stored(tenant, "broken.jpg", media_files.truncated_jpeg())
+    missing = MediaFactory(tenant=tenant, product=None, storage_key="clients/acme/batch/gone.jpg")
+    copy, last = stored(tenant, "b.jpg", recompressed.getvalue()), photos(tenant, 3)[2]
+    items = [first, other, corrupt, missing, copy, last]
+
+    outcomes = process_batch([m.pk for m in items], "task-1")
+
+    assert [o.status for o in outcomes] == ["ready", "ready", "failed", "failed", "ready", "ready"]
+    rows = Media.objects.in_bulk([m.pk for m in items])
+    assert rows[corrupt.pk].error and rows[missing.pk].error == "The stored file is missing."
+    assert (rows[copy.pk].duplicate_of_id, rows[copy.pk].duplicate_kind) == (first.pk, "near_identical")
+    for media in (first, other, copy, last):
+        with default_storage.open(media.storage_key) as file:
+            alone = clip.embed_images([load_image(file)[0]])[0]
+        assert np.allclose(vector(media), alone, atol=1e-5)
+    assert Embedding.objects.filter(media__in=items).count() == 4
