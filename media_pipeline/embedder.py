@@ -218,17 +218,22 @@ class ClipEmbedder:
         return self.embed_pixels([self.preprocess(image) for image in images])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
+        return self.embed_texts_later(texts).result()
+
+    def embed_texts_later(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """embed_texts queued on the torch thread: the caller goes on (a text
+        search ranks its keywords) while the model runs."""
 
         def run() -> np.ndarray:
+            if not texts:
+                return np.zeros((0, EMBEDDING_DIMENSIONS), dtype=np.float32)
             out = []
             for start in range(0, len(texts), self.batch_size):
                 input_ids, attention_mask = self.tokenize(texts[start : start + self.batch_size])
                 out.append(self._normalized(self.towers.text(input_ids, attention_mask)))
             return np.concatenate(out)
 
-        return on_torch_thread(run)
+        return submit_to_torch_thread(run)
 
     def warm_up(self) -> None:
         """Load both towers (each loads on first use) and run each once, so

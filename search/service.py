@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import IO
 
@@ -82,7 +83,13 @@ def image_vector(file: IO[bytes], size: int, box: Box | None = None) -> np.ndarr
 
 def text_vector(text: str) -> np.ndarray:
     release_connections()
-    return get_embedder().embed_texts([text])[0]
+    return text_vector_later(text).result()[0]
+
+
+def text_vector_later(text: str) -> Future[np.ndarray]:
+    """The query's unit vector (as a 1 x 512 array), embedded on the model's
+    thread while the caller goes on."""
+    return get_embedder().embed_texts_later([text])
 
 
 def media_vector(media: Media) -> np.ndarray:
@@ -128,37 +135,45 @@ def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: 
     tenant_settings = TenantSettings.of(tenant)
     offset = max(0, min(options.offset, MAX_RANKED - options.k))
     ranked = offset + options.k + 1  # one more than the page: whether there is a next one
-    vector = text_vector(text) if mode != TextMode.KEYWORD else None
-    started = time.perf_counter()  # took_ms: the search's, as the other searches' (not the forward pass)
+    # The model embeds the query on its thread while this one ranks the keywords.
+    embedding = text_vector_later(text) if mode != TextMode.KEYWORD else None
+    waited = 0.0  # on the forward pass once the keywords were ranked
+
+    def query_vector(embedding: Future[np.ndarray]) -> np.ndarray:
+        nonlocal waited
+        started = time.perf_counter()
+        if not embedding.done():
+            release_connections()  # other requests use the connection meanwhile
+        vector = embedding.result()[0]
+        waited += time.perf_counter() - started
+        return vector
 
     def read() -> tuple[list[Ranked], str]:
-        strategies = []
-        vector_hits: list[Hit] = []
-        if vector is not None:
-            ranking = rank_products(
-                vector,
+        matches = []
+        if mode != TextMode.VECTOR:
+            matches = keywords.rank_keywords(
+                text,
                 tenant_id=tenant.pk,
                 model_name=model_name,
-                depth=ranked if mode == TextMode.VECTOR else keywords.vector_depth(ranked),
-                page_size=options.k,
-                min_score=options.min_score,
-                relative_cutoff=tenant_settings.cutoff_gap(options.cutoff),
+                depth=ranked if mode == TextMode.KEYWORD else keywords.FUSION_DEPTH,
                 product_filter=options.product_filter,
-                tenant_settings=tenant_settings,
             )
-            vector_hits = ranking.hits
-            strategies.append(ranking.strategy)
-        if mode == TextMode.VECTOR:
-            return keywords.vector_ranked(vector_hits), strategies[0]
-        matches = keywords.rank_keywords(
-            text,
+        if embedding is None:
+            return matches, "keyword"
+        ranking = rank_products(
+            query_vector(embedding),
             tenant_id=tenant.pk,
             model_name=model_name,
-            depth=ranked if mode == TextMode.KEYWORD else keywords.FUSION_DEPTH,
+            depth=ranked if mode == TextMode.VECTOR else keywords.vector_depth(ranked),
+            page_size=options.k,
+            min_score=options.min_score,
+            relative_cutoff=tenant_settings.cutoff_gap(options.cutoff),
             product_filter=options.product_filter,
+            tenant_settings=tenant_settings,
         )
-        strategies.append("keyword")
-        return (matches if mode == TextMode.KEYWORD else keywords.fuse(vector_hits, matches)), "+".join(strategies)
+        if mode == TextMode.VECTOR:
+            return keywords.vector_ranked(ranking.hits), ranking.strategy
+        return keywords.fuse(ranking.hits, matches), f"{ranking.strategy}+keyword"
 
     def read_page() -> tuple[tuple[list[Ranked], str], list[ResultEntry]]:
         ranking, strategy = read()
@@ -166,9 +181,11 @@ def text_search(tenant: Tenant, text: str, mode: str, options: Options, *, log: 
         hits = [(Hit(r.media_id, r.frame_id, r.product_id, r.score if r.score is not None else 0.0), r) for r in page]
         return (ranking, strategy), _entries(tenant, hits)
 
+    started = time.perf_counter()  # took_ms: the search's, as the other searches' (not the forward pass)
     (ranking, strategy), results = search_read(read_page)
     next_offset = next_page(offset, options.k, len(ranking))
-    took_ms = (time.perf_counter() - started) * 1000
+    took_ms = (time.perf_counter() - started - waited) * 1000
+    vector = embedding.result()[0] if embedding is not None else None
     logged = Logged(SearchLog.Kind.TEXT, mode=mode, query_text=text) if log else None
     options = replace(options, offset=offset)
     best_below = _best_below_minimum(tenant, tenant_settings, vector, options, logged, results, model_name)
