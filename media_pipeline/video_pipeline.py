@@ -1,16 +1,20 @@
-"""One video: its frames sampled in a decoding thread while this one embeds
-those kept so far, thumbnails stored beside it, frames and vectors written in
-one transaction that replaces any earlier run's."""
+"""One video: its frames sampled in a decoding thread while this one
+prepares those kept so far (pixels, thumbnail, hash) and the model's thread
+embeds them, frames and vectors written in one transaction that replaces
+any earlier run's."""
 
 from __future__ import annotations
 
 import logging
 import queue
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from PIL import Image
 
@@ -46,8 +50,7 @@ def _embed(media: Media, token: str) -> Outcome:
         check_unprobed(media, file)
         # Objects that arrived through S3 were not hashed on the way in.
         sha256 = media.sha256 or sha256_of(file)
-        sampled, vectors = _sample_and_embed(file, embedder)
-    thumbnail_keys = [_store_thumbnail(media, frame.index, frame.image) for frame in sampled.frames]
+        sampled, vectors, kept = _sample_and_embed(media, file, embedder)
     logger.info(
         "video %s: %d frames decoded, %d sampled, %d kept",
         media.pk,
@@ -55,15 +58,28 @@ def _embed(media: Media, token: str) -> Outcome:
         sampled.sampled,
         len(sampled.frames),
     )
-    if not _store(media, token, sampled, vectors, thumbnail_keys, embedder.model_name, sha256):
+    if not _store(media, token, sampled, vectors, kept, embedder.model_name, sha256):
         return claim_lost(media)
     return finished([media])[media.pk]
 
 
-def _sample_and_embed(file: IO[bytes], embedder: ClipEmbedder) -> tuple[SampledVideo, np.ndarray]:
-    """Sample the video in a decoding thread while this one embeds the frames
-    kept so far, VIDEO_EMBED_CHUNK at a time: decoding and embedding overlap."""
-    kept: queue.SimpleQueue[SampledFrame] = queue.SimpleQueue()
+@dataclass(frozen=True)
+class _Kept:
+    """What a kept frame leaves besides its vector: its stored thumbnail and its hash."""
+
+    thumbnail_key: str
+    phash: int
+
+
+def _sample_and_embed(
+    media: Media, file: IO[bytes], embedder: ClipEmbedder
+) -> tuple[SampledVideo, np.ndarray, list[_Kept]]:
+    """Sample the video in a decoding thread; meanwhile this one preprocesses
+    each kept frame, stores its thumbnail and hashes it, and queues the frames
+    on the model's thread VIDEO_EMBED_CHUNK at a time without waiting for
+    their vectors: decoding, the frames' own work and embedding overlap. The
+    thumbnails of a video whose decoding fails are deleted again."""
+    frames: queue.SimpleQueue[SampledFrame] = queue.SimpleQueue()
     decoding = decoder_pool().submit(
         sample_video,
         file,
@@ -71,23 +87,34 @@ def _sample_and_embed(file: IO[bytes], embedder: ClipEmbedder) -> tuple[SampledV
         max_frames=settings.VIDEO_MAX_FRAMES,
         max_seconds=settings.MAX_VIDEO_SECONDS,
         output_size=embedder.preprocess.resized_size,
-        on_keep=kept.put,
+        on_keep=frames.put,
     )
-    vectors: list[np.ndarray] = []
-    chunk: list[Image.Image] = []
-    while True:
-        try:
-            chunk.append(kept.get(timeout=0.02).image)
-        except queue.Empty:
-            if decoding.done() and kept.empty():
-                break
-            continue
-        if len(chunk) >= VIDEO_EMBED_CHUNK:
-            vectors.append(embedder.embed_images(chunk))
-            chunk = []
-    sampled = decoding.result()  # raises what decoding raised
-    vectors.append(embedder.embed_images(chunk))
-    return sampled, np.concatenate(vectors)
+    embedding: list[Future[np.ndarray]] = []
+    kept: list[_Kept] = []
+    chunk: list[np.ndarray] = []
+    try:
+        while True:
+            try:
+                frame = frames.get(timeout=0.02)
+            except queue.Empty:
+                if decoding.done() and frames.empty():
+                    break
+                continue
+            chunk.append(embedder.preprocess(frame.image))
+            kept.append(_Kept(_store_thumbnail(media, frame.index, frame.image), perceptual_hash(frame.image)))
+            if len(chunk) >= VIDEO_EMBED_CHUNK:
+                embedding.append(embedder.embed_pixels_later(chunk))
+                chunk = []
+        sampled = decoding.result()  # raises what decoding raised
+    except Exception:
+        # Frames of an earlier run keep theirs (a frame's key is its index's).
+        earlier = set(VideoFrame.objects.filter(media=media).values_list("thumbnail_key", flat=True))
+        for thumbnail in kept:
+            if thumbnail.thumbnail_key not in earlier:
+                default_storage.delete(thumbnail.thumbnail_key)
+        raise
+    embedding.append(embedder.embed_pixels_later(chunk))
+    return sampled, np.concatenate([vectors.result() for vectors in embedding]), kept
 
 
 def _store_thumbnail(media: Media, index: int, image: Image.Image) -> str:
@@ -99,10 +126,11 @@ def _store(
     token: str,
     sampled: SampledVideo,
     vectors: np.ndarray,
-    thumbnail_keys: list[str],
+    kept: list[_Kept],
     model_name: str,
     sha256: str,
 ) -> bool:
+    thumbnail_keys = [frame.thumbnail_key for frame in kept]
     with transaction.atomic():
         held = transitions.lock_claims([media.pk], token)
         if media.pk not in held:
@@ -118,11 +146,11 @@ def _store(
                 media=media,
                 index=frame.index,
                 timestamp_ms=frame.timestamp_ms,
-                thumbnail_key=key,
+                thumbnail_key=own.thumbnail_key,
                 is_keyframe=frame.is_keyframe,
-                phash=perceptual_hash(frame.image),
+                phash=own.phash,
             )
-            for frame, key in zip(sampled.frames, thumbnail_keys, strict=True)
+            for frame, own in zip(sampled.frames, kept, strict=True)
         )
         Embedding.objects.bulk_create(Embedding.build(media, frames, vectors, model_name))
         return transitions.mark_ready(
