@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from catalog.models import Embedding, Media, VideoFrame
+from catalog.storage_keys import frame_thumbnail_key
 from catalog.transitions import claim
 from config.queues import enqueue_processing, send_processing
 from media_pipeline.images import load_image
@@ -176,3 +177,19 @@ def test_a_task_of_several_model_batches_stores_each_and_links_copies_across_the
             alone = clip.embed_images([load_image(file)[0]])[0]
         assert np.allclose(vector(media), alone, atol=1e-5)
     assert Embedding.objects.filter(media__in=items).count() == 4
+
+
+@pytest.mark.django_db
+def test_a_video_that_fails_midway_leaves_no_frame_thumbnails_behind(tenant, clip, settings):
+    # Its first frames are kept (and their thumbnails stored) before decoding
+    # passes the length limit.
+    settings.MAX_VIDEO_SECONDS = 1
+    video = stored(
+        tenant, "long.mp4", media_files.mp4_video(seconds=3), kind=Media.Kind.VIDEO, content_type="video/mp4"
+    )
+
+    [outcome] = process_batch([video.pk], "task-1")
+
+    assert outcome.status == "failed" and "limit" in outcome.detail
+    assert not any(default_storage.exists(frame_thumbnail_key(video.storage_key, index)) for index in range(4))
+    assert not VideoFrame.objects.filter(media=video).exists()
